@@ -1,0 +1,42 @@
+"""Helpers every command shares: consoles, JSON output and the user-error boundary.
+
+Kept free of heavy imports: this module is loaded by `advisor --help`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from advisor.errors import AdvisorInputError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def user_errors(func: F) -> F:
+    """Turn `AdvisorInputError` into a red message on stderr and exit code 2 (bad input)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AdvisorInputError as error:
+            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=error.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(payload: Any) -> None:
+    """One JSON object on stdout, nothing else: for scripts and `jq`."""
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,182 @@
+"""The contract between orchestration (`advisor/`) and execution (`runners/`).
+
+A trial is described by a fully resolved `TrialConfig` (nothing left to sample or default) and
+answered by a `TrialResult`. Both are plain dataclasses that round-trip through JSON, so a trial
+can run in a child process, under torchrun or on another machine. This module imports nothing
+heavy: the orchestrator builds configs without loading torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+TrialState = Literal["complete", "pruned", "failed"]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which base model to load. Never a hub id: nothing is downloaded at run time."""
+
+    source: str
+    """A preset name (`smollm2-135m`), a local HF model directory, or a local `.gguf` file."""
+    trust_remote_code: bool = False
+    gguf_file: str | None = None
+    """File name inside `source` when `source` is a directory holding GGUF files."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Local train/eval files and how their fields map onto prompt and response."""
+
+    train_path: str
+    eval_path: str
+    prompt_field: str = "prompt"
+    response_field: str = "response"
+    system_prompt: str | None = None
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """A method from the registry in `runners.methods` and its (already sampled) settings."""
+
+    name: str
+    """Registry key: lora, dora, qlora, full, ..."""
+    r: int | None = None
+    lora_alpha: float | None = None
+    target_modules: tuple[str, ...] | None = None
+    """Explicit module names; presets are resolved by the orchestrator before a trial starts."""
+    lora_dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training budget and optimiser settings of one trial."""
+
+    max_steps: int
+    learning_rate: float
+    batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    max_seq_length: int = 128
+    eval_steps: int = 10
+    """Evaluate the eval loss every this many steps and report it (for pruning)."""
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    gradient_checkpointing: bool = False
+    optimizer: str = "adamw_torch"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How the task metric is measured on the held-out set."""
+
+    metric: str = "exact_match"
+    """exact_match | json_match | rouge_l | accuracy | eval_loss"""
+    max_new_tokens: int = 64
+    batch_size: int = 8
+    samples_to_log: int = 10
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one trial needs, fully resolved."""
+
+    study: str
+    trial_number: int
+    seed: int
+    model: ModelRef
+    data: DataConfig
+    method: MethodConfig
+    train: TrainConfig
+    eval: EvalConfig
+    output_dir: str
+    """Where the runner writes the adapter, generations and its result."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    baseline: bool = False
+    """Evaluate the untuned base model only (no method applied, no training)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TrialConfig:
+        method = dict(raw["method"])
+        if method.get("target_modules") is not None:
+            method["target_modules"] = tuple(method["target_modules"])
+        return cls(
+            **{k: v for k, v in raw.items() if k not in _NESTED},
+            model=ModelRef(**raw["model"]),
+            data=DataConfig(**raw["data"]),
+            method=MethodConfig(**method),
+            train=TrainConfig(**raw["train"]),
+            eval=EvalConfig(**raw["eval"]),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> TrialConfig:
+        return cls.from_dict(json.loads(text))
+
+
+_NESTED = ("model", "data", "method", "train", "eval")
+
+
+@dataclass
+class TrialResult:
+    """What a trial measured. Costs and accuracy side by side; JSON-serialisable."""
+
+    state: TrialState
+    metric: str
+    score: float | None = None
+    """Task metric on the eval set, higher is better (for `eval_loss` the study minimises)."""
+    eval_loss: float | None = None
+    train_loss: float | None = None
+    eval_curve: list[tuple[int, float]] = field(default_factory=list)
+    """(step, eval loss) at every evaluation."""
+    steps: int = 0
+    wall_seconds: float = 0.0
+    load_seconds: float = 0.0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    tokens_per_second: float | None = None
+    peak_memory_mb: float | None = None
+    """Peak CUDA memory allocated on GPU; peak resident set size of the process on CPU."""
+    trainable_params: int = 0
+    total_params: int = 0
+    adapter_mb: float = 0.0
+    device: str = "cpu"
+    precision: str = "fp32"
+    adapter_dir: str | None = None
+    generations_path: str | None = None
+    error: str | None = None
+    """For failed trials: the exception type and message (the traceback goes to the log)."""
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def trainable_percent(self) -> float:
+        return 100.0 * self.trainable_params / self.total_params if self.total_params else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["trainable_percent"] = self.trainable_percent
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TrialResult:
+        raw = {k: v for k, v in raw.items() if k != "trainable_percent"}
+        raw["eval_curve"] = [tuple(p) for p in raw.get("eval_curve", [])]
+        return cls(**raw)
+
+    @classmethod
+    def read(cls, path: str | Path) -> TrialResult:
+        return cls.from_dict(json.loads(Path(path).read_text()))
