@@ -1,0 +1,373 @@
+"""MLflow, owned here: one parent run per study, one child run per trial, one baseline run.
+
+Nothing else in advisor calls MLflow's API. We use `MlflowClient` with explicit run ids rather
+than the fluent `mlflow.start_run` stack: a study's parent run outlives many child runs created
+and finished out of order, and a killed process must not leave an "active run" behind.
+
+Why not optuna-integration's MLflowCallback: it logs only after a trial ends (a killed trial
+gets no run), makes no parent run, and is deprecated (optuna#5148). Here the child run exists
+from the trial's first second, so the eval-loss curve is live in the UI and a crash is visible.
+
+Layout in MLflow (all searchable by tag):
+    experiment  <study.tracking.experiment or study name>
+      run  <study name>            tags advisor.role=study, advisor.study=<name>
+        run  baseline              tags advisor.role=baseline, mlflow.parentRunId=<parent>
+        run  trial-0, trial-1 ...  tags advisor.role=trial, advisor.trial=<n>, advisor.state=...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runners.config import TrialConfig, TrialResult
+
+ROLE = "advisor.role"
+STUDY = "advisor.study"
+TRIAL = "advisor.trial"
+STATE = "advisor.state"
+PARENT = "mlflow.parentRunId"
+
+# MLflow refuses param values longer than this; long values are truncated with a marker.
+_MAX_PARAM = 6000
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Where a study's records live. Defaults are embedded SQLite files under `mlruns/`."""
+
+    optuna_url: str
+    tracking_uri: str
+    artifact_root: str
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        optuna_url: str | None = None,
+        tracking_uri: str | None = None,
+        artifact_root: str | None = None,
+        root: Path | None = None,
+    ) -> Stores:
+        """Fill unset stores with the embedded defaults under `<root>/mlruns/` (root = cwd).
+
+        Paths are made absolute so a trial subprocess or `advisor ui` started elsewhere
+        points at the same files. The folder is created on first use.
+        """
+        base = (root or Path.cwd()) / "mlruns"
+        if optuna_url is None or tracking_uri is None or artifact_root is None:
+            base.mkdir(parents=True, exist_ok=True)
+        return cls(
+            optuna_url=optuna_url or f"sqlite:///{(base / 'optuna.db').resolve()}",
+            tracking_uri=tracking_uri or f"sqlite:///{(base / 'mlflow.db').resolve()}",
+            artifact_root=artifact_root or (base / "artifacts").resolve().as_uri(),
+        )
+
+
+def _quiet_mlflow() -> None:
+    # MLflow prints alembic migrations and a banner per new SQLite store: noise for a CLI.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import logging
+
+    for name in ("alembic", "mlflow", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    elif isinstance(value, list | tuple):
+        out[prefix] = ",".join(str(v) for v in value)
+    else:
+        out[prefix] = str(value)
+
+
+class StudyTracker:
+    """Records one study in MLflow. Create it once per `advisor tune` invocation."""
+
+    def __init__(self, tracking_uri: str, artifact_root: str, experiment: str) -> None:
+        _quiet_mlflow()
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=f"{artifact_root.rstrip('/')}/{experiment}"
+            )
+        else:
+            self.experiment_id = found.experiment_id
+        self.parent_run_id: str | None = None
+        self.study_name: str | None = None
+
+    # -- the study (parent run) -------------------------------------------------------------
+    def find_study_run(self, study_name: str) -> str | None:
+        """The parent run of `study_name` in this experiment, newest first, or None."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{ROLE}` = 'study' and tags.`{STUDY}` = '{study_name}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
+    def start_study(
+        self,
+        study_name: str,
+        *,
+        spec_yaml: str,
+        spec_hash: str,
+        data_hashes: Mapping[str, str],
+        seed: int,
+        versions: Mapping[str, str],
+        git_commit: str | None,
+        optuna_url: str,
+        params: Mapping[str, Any] | None = None,
+        extra_tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create the study's parent run, or reopen it when the study is being continued."""
+        from mlflow.entities import Param
+
+        self.study_name = study_name
+        existing = self.find_study_run(study_name)
+        if existing is not None:
+            self.parent_run_id = existing
+            self.client.update_run(existing, status="RUNNING")
+            self.client.set_tag(existing, "advisor.resumed_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
+            return existing
+        tags = {
+            ROLE: "study",
+            STUDY: study_name,
+            "advisor.spec_hash": spec_hash,
+            "advisor.seed": str(seed),
+            "advisor.optuna_storage": _redact(optuna_url),
+            "optuna.study_name": study_name,
+            **({"mlflow.source.git.commit": git_commit} if git_commit else {}),
+            **{f"advisor.data_hash.{k}": v for k, v in data_hashes.items()},
+            **(extra_tags or {}),
+        }
+        run = self.client.create_run(self.experiment_id, tags=tags, run_name=study_name)
+        self.parent_run_id = run.info.run_id
+        flat: dict[str, str] = {}
+        _flatten("", dict(params or {}), flat)
+        flat.update({f"version.{k}": v for k, v in versions.items()})
+        self.client.log_batch(
+            self.parent_run_id,
+            params=[Param(k, v[:_MAX_PARAM]) for k, v in sorted(flat.items())],
+        )
+        self.client.log_text(self.parent_run_id, spec_yaml, "study.yaml")
+        self.client.log_dict(
+            self.parent_run_id,
+            {
+                "study": study_name,
+                "spec_hash": spec_hash,
+                "data_hashes": dict(data_hashes),
+                "seed": seed,
+                "versions": dict(versions),
+                "git_commit": git_commit,
+            },
+            "provenance.json",
+        )
+        return self.parent_run_id
+
+    def end_study(
+        self, status: str = "FINISHED", summary: Mapping[str, float] | None = None
+    ) -> None:
+        """Close the parent run; `summary` metrics (best score, baseline) go on it first."""
+        if self.parent_run_id is None:
+            return
+        if summary:
+            self.log_metrics(self.parent_run_id, summary)
+        self.client.set_terminated(self.parent_run_id, status=status)
+
+    # -- trials (child runs) ----------------------------------------------------------------
+    def start_trial(
+        self,
+        trial_number: int | None,
+        *,
+        params: Mapping[str, Any],
+        config: TrialConfig,
+        baseline: bool = False,
+    ) -> str:
+        """Open the child run before the trial starts, so a crash still leaves a record."""
+        from mlflow.entities import Param
+
+        assert self.parent_run_id is not None, "start_study first"
+        name = "baseline" if baseline else f"trial-{trial_number}"
+        tags = {
+            PARENT: self.parent_run_id,
+            ROLE: "baseline" if baseline else "trial",
+            STUDY: config.study,
+            STATE: "running",
+            "optuna.study_name": config.study,
+        }
+        if trial_number is not None:
+            tags[TRIAL] = str(trial_number)
+            tags["optuna.trial_number"] = str(trial_number)
+        run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
+        run_id = run.info.run_id
+        flat: dict[str, str] = {}
+        _flatten("", dict(params), flat)
+        flat.setdefault("method", "none" if baseline else config.method.name)
+        flat.setdefault("seed", str(config.seed))
+        flat.setdefault("max_steps", str(config.train.max_steps))
+        flat.setdefault("batch_size", str(config.train.batch_size))
+        flat.setdefault("max_seq_length", str(config.train.max_seq_length))
+        self.client.log_batch(run_id, params=[Param(k, v[:_MAX_PARAM]) for k, v in flat.items()])
+        self.client.log_text(run_id, config.to_json(), "trial_config.json")
+        return run_id
+
+    def log_metrics(
+        self, run_id: str, metrics: Mapping[str, float | None], step: int | None = None
+    ) -> None:
+        """Log several metrics in one call (one `log_metric` each is 20x slower: mlflow#5269)."""
+        from mlflow.entities import Metric
+
+        now = _now_ms()
+        batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None]
+        if batch:
+            self.client.log_batch(run_id, metrics=batch)
+
+    def log_curve(self, run_id: str, key: str, points: Iterable[tuple[int, float]]) -> None:
+        from mlflow.entities import Metric
+
+        now = _now_ms()
+        batch = [Metric(key, float(v), now, int(s)) for s, v in points]
+        if batch:
+            self.client.log_batch(run_id, metrics=batch)
+
+    def finish_trial(
+        self,
+        run_id: str,
+        result: TrialResult,
+        *,
+        derived: Mapping[str, float | None],
+        files: Iterable[Path] = (),
+        log_eval_curve: bool = False,
+    ) -> None:
+        """Record a finished trial: metrics, state, artifacts; then close its run.
+
+        `derived` holds figures computed by the orchestrator (GPU-hours, cost, objective values).
+        Pruned trials end FINISHED with `advisor.state=pruned`; failed ones end FAILED.
+        """
+        metrics: dict[str, float | None] = {
+            "score": result.score,
+            f"score_{result.metric}": result.score,
+            "eval_loss": result.eval_loss,
+            "train_loss": result.train_loss,
+            "steps": float(result.steps),
+            "wall_seconds": result.wall_seconds,
+            "load_seconds": result.load_seconds,
+            "train_seconds": result.train_seconds,
+            "eval_seconds": result.eval_seconds,
+            "tokens_per_second": result.tokens_per_second,
+            "peak_memory_mb": result.peak_memory_mb,
+            "trainable_params": float(result.trainable_params),
+            "total_params": float(result.total_params),
+            "trainable_percent": result.trainable_percent,
+            "adapter_mb": result.adapter_mb,
+            **derived,
+        }
+        if result.state == "failed":
+            metrics = {k: v for k, v in metrics.items() if k not in ("score", "eval_loss")}
+        self.log_metrics(run_id, metrics, step=result.steps)
+        if log_eval_curve:
+            self.log_curve(run_id, "eval_loss_curve", result.eval_curve)
+        tags = {
+            STATE: result.state,
+            "advisor.device": result.device,
+            "advisor.precision": result.precision,
+            **{f"version.{k}": v for k, v in result.versions.items()},
+        }
+        if result.error:
+            tags["advisor.error"] = result.error[:5000]
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, value)
+        self.client.log_text(run_id, result.to_json(), "trial_result.json")
+        for path in files:
+            if path.is_dir():
+                self.client.log_artifacts(run_id, str(path), artifact_path=path.name)
+            elif path.is_file():
+                self.client.log_artifact(run_id, str(path))
+        status = "FAILED" if result.state == "failed" else "FINISHED"
+        self.client.set_terminated(run_id, status=status)
+
+    def abort_run(self, run_id: str, *, status: str = "KILLED", reason: str = "") -> None:
+        """Close a run whose trial never returned (Ctrl-C, killed worker, runner crash)."""
+        self.client.set_tag(run_id, STATE, "failed")
+        if reason:
+            self.client.set_tag(run_id, "advisor.error", reason[:5000])
+        self.client.set_terminated(run_id, status=status)
+
+    # -- lookups ----------------------------------------------------------------------------
+    def child_runs(self, role: str | None = None) -> list[Any]:
+        """Child runs of the current study, oldest first."""
+        assert self.parent_run_id is not None
+        filt = f"tags.`{PARENT}` = '{self.parent_run_id}'"
+        if role:
+            filt += f" and tags.`{ROLE}` = '{role}'"
+        return list(
+            self.client.search_runs(
+                [self.experiment_id], filter_string=filt, order_by=["attributes.start_time ASC"]
+            )
+        )
+
+    def finished_baseline(self) -> tuple[str, TrialResult] | None:
+        """The study's completed baseline run and its result, if one was recorded."""
+        for run in reversed(self.child_runs("baseline")):
+            if run.info.status == "FINISHED" and run.data.tags.get(STATE) == "complete":
+                raw = self._load_json(run.info.run_id, "trial_result.json")
+                if raw is not None:
+                    return run.info.run_id, TrialResult.from_dict(raw)
+        return None
+
+    def reconcile(self, live_trial_numbers: Iterable[int] = ()) -> list[str]:
+        """Close child runs left RUNNING by a killed process (SIGKILL leaves them RUNNING).
+
+        Runs of trials in `live_trial_numbers` are left alone. Returns the run ids closed.
+        """
+        live = {str(n) for n in live_trial_numbers}
+        closed = []
+        for run in self.child_runs():
+            if run.info.status == "RUNNING" and run.data.tags.get(TRIAL) not in live:
+                self.abort_run(run.info.run_id, reason="process ended before the trial finished")
+                closed.append(run.info.run_id)
+        return closed
+
+    def _load_json(self, run_id: str, artifact: str) -> dict[str, Any] | None:
+        import tempfile
+
+        from mlflow.artifacts import download_artifacts
+
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                local = download_artifacts(
+                    run_id=run_id,
+                    artifact_path=artifact,
+                    dst_path=tmp,
+                    tracking_uri=self.tracking_uri,
+                )
+            except Exception:
+                return None
+            return json.loads(Path(local).read_text())
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before it goes into a tag."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
