@@ -74,7 +74,9 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
 def _quiet_optuna() -> None:
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna logs every failed trial with its traceback at WARNING; tune shows failures in its
+    # own table and in MLflow (with the runner's log), so only errors get through.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
 def _grid_space(params: Sequence[Param]) -> dict[str, list[Any]]:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from advisor.errors import AdvisorInputError
 
@@ -30,7 +31,9 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except AdvisorInputError as error:
-            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            # escape: messages quote YAML like `[metric]`, which rich would read as markup.
+            message = escape(str(error))
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=error.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

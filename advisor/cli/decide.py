@@ -115,7 +115,44 @@ def recommend_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     write_study: Path | None = typer.Option(
-        None, "--write-study", help="(Not yet available) write a study file for the chosen method."
+        None,
+        "--write-study",
+        help="Write a ready study file (for `advisor tune`) searching around the recommendation.",
+        rich_help_panel="Study file",
+    ),
+    train: Path | None = typer.Option(
+        None,
+        "--train",
+        help="Training data (JSONL/CSV) for the study.",
+        rich_help_panel="Study file",
+    ),
+    eval_file: Path | None = typer.Option(
+        None,
+        "--eval",
+        help="Held-out data (JSONL/CSV) for the study.",
+        rich_help_panel="Study file",
+    ),
+    prompt_field: str = typer.Option(
+        "prompt", "--prompt-field", help="Field holding the request.", rich_help_panel="Study file"
+    ),
+    response_field: str = typer.Option(
+        "response",
+        "--response-field",
+        help="Field holding the wanted answer.",
+        rich_help_panel="Study file",
+    ),
+    metric: str = typer.Option(
+        "rouge_l",
+        "--metric",
+        help="Task metric: exact_match, json_match, rouge_l, accuracy or eval_loss.",
+        rich_help_panel="Study file",
+    ),
+    study_model: str | None = typer.Option(
+        None,
+        "--study-model",
+        help="Local model the study trains (HF directory or .gguf; default: --model when it is "
+        "local or smollm2-135m). The tuner never downloads weights.",
+        rich_help_panel="Study file",
     ),
 ) -> None:
     """Recommend RAG, full, SFT, LoRA, QLoRA, DoRA, AdaLoRA or prompt tuning, and check the fit."""
@@ -123,11 +160,11 @@ def recommend_command(
     from advisor.recommend import recommend
     from advisor.traits import Traits
 
-    if write_study is not None:
+    if write_study is not None and (train is None or eval_file is None):
         raise AdvisorInputError(
-            "writing a study file is not implemented yet",
-            fix="run without --write-study",
+            "--write-study needs the study's data",
             where="--write-study",
+            fix="add --train FILE and --eval FILE (JSONL or CSV)",
         )
     traits = Traits.from_options(
         goal=goal,
@@ -145,10 +182,27 @@ def recommend_command(
         budget_usd=budget_usd,
     )
     rec = recommend(traits)
+    written = None
+    if write_study is not None:
+        from advisor.study.writer import study_for_recommendation, write_study_file
+
+        study = study_for_recommendation(
+            rec,
+            name=write_study.stem,
+            model=study_model or model,
+            train=str(train),
+            eval_file=str(eval_file),
+            prompt_field=prompt_field,
+            response_field=response_field,
+            metric=metric,
+        )
+        written = str(write_study_file(write_study, study))
     if as_json:
-        print_json(rec.to_dict())
-    else:
-        render_recommendation(rec)
+        print_json({**rec.to_dict(), "study_file": written})
+        return
+    render_recommendation(rec)
+    if written:
+        console.print(f"Study written to {written}; run it with `advisor tune {written}`.")
 
 
 def estimate_command(

@@ -1,9 +1,136 @@
-"""Commands: placeholder, filled in by its owner."""
+"""Commands for study files: `advisor validate FILE` and `advisor schema`.
+
+Only typer/rich at module level; the study package (pydantic, yaml) is imported inside the
+commands so that `advisor --help` stays instant.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.markup import escape
+from rich.table import Table
+
+from advisor.cli._common import console, print_json, user_errors
+
+
+def _format_values(values: Any) -> str:
+    if isinstance(values, dict):
+        return f"{values['low']} .. {values['high']}{', log' if values.get('log') else ''}"
+    return ", ".join(map(str, values))
+
+
+def study_summary(path: Path, *, check_model: bool) -> dict[str, Any]:
+    """Load, validate and (optionally) check target modules; a JSON-ready summary of the study."""
+    from advisor.study import (
+        check_model_modules,
+        fixed_parameters,
+        load_study,
+        search_parameters,
+        spec_hash,
+    )
+
+    spec = load_study(path)
+    modules = check_model_modules(spec) if check_model else None
+    size = spec.space_size()
+    searched = {
+        p.name: list(p.choices)
+        if p.kind == "categorical"
+        else {"low": p.low, "high": p.high, "log": p.log}
+        for p in search_parameters(spec)
+    }
+    return {
+        "file": str(path),
+        "valid": True,
+        "name": spec.name,
+        "method": spec.method,
+        "model": spec.model.source,
+        "metric": spec.metric,
+        "objectives": spec.objective_names(),
+        "directions": spec.directions(),
+        "searched": searched,
+        "fixed": fixed_parameters(spec),
+        "space_size": None if math.isinf(size) else int(size),
+        "n_trials": spec.optuna.n_trials,
+        "sampler": spec.optuna.sampler,
+        "pruner": spec.optuna.pruner,
+        "storage": spec.storage or "sqlite:///mlruns/optuna.db (default)",
+        "tracking": spec.tracking.uri or "sqlite:///mlruns/mlflow.db (default)",
+        "experiment": spec.tracking.experiment,
+        "spec_hash": spec_hash(spec),
+        "model_modules": modules,
+    }
+
+
+def _render(summary: dict[str, Any]) -> None:
+    size = summary["space_size"]
+    console.print(
+        f"[bold green]valid[/] {escape(summary['file'])}: study [bold]{summary['name']}[/], "
+        f"method {summary['method']} on {escape(summary['model'])}, metric {summary['metric']}",
+        highlight=False,
+    )
+    table = Table("parameter", "values", "searched")
+    for name, values in summary["searched"].items():
+        table.add_row(name, escape(_format_values(values)), "yes")
+    for name, value in summary["fixed"].items():
+        table.add_row(name, escape(str(value)), "fixed")
+    console.print(table)
+    console.print(
+        f"space: {'continuous (infinite)' if size is None else f'{size} configurations'}; "
+        f"{summary['n_trials']} trials, sampler {summary['sampler']}, pruner {summary['pruner']}; "
+        f"objectives {' + '.join(summary['objectives'])} ({', '.join(summary['directions'])})",
+        highlight=False,
+        markup=False,
+    )
+    console.print(
+        f"optuna: {summary['storage']}\nmlflow: {summary['tracking']} "
+        f"(experiment {summary['experiment']})",
+        highlight=False,
+        markup=False,
+    )
+    if summary["model_modules"] is not None:
+        console.print(
+            f"model modules: {', '.join(summary['model_modules'])}", highlight=False, markup=False
+        )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add `validate` and `schema` to the app."""
+
+    @app.command()
+    @user_errors
+    def validate(
+        file: Path = typer.Argument(..., help="Study YAML file, e.g. studies/demo.yaml."),
+        check_model: bool = typer.Option(
+            False,
+            "--check-model/--no-check-model",
+            help="Also check target_modules against the model's real module names (reads the "
+            "model's config; a few seconds).",
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    ) -> None:
+        """Validate a study file and report every problem at once (exit 2 when invalid)."""
+        summary = study_summary(file, check_model=check_model)
+        if as_json:
+            print_json(summary)
+        else:
+            _render(summary)
+
+    @app.command()
+    @user_errors
+    def schema(
+        out: Path | None = typer.Option(None, "--out", help="Write the schema to this file."),
+    ) -> None:
+        """Print the JSON Schema of study files (for editors and validators)."""
+        from advisor.study import study_json_schema
+
+        text = json.dumps(study_json_schema(), indent=2) + "\n"
+        if out is None:
+            typer.echo(text, nl=False)
+        else:
+            out.write_text(text, encoding="utf-8")
+            console.print(f"wrote {out}", highlight=False)

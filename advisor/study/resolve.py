@@ -1,0 +1,181 @@
+"""From a study and one trial's sampled values to a fully resolved `TrialConfig`.
+
+The tuner (which owns Optuna) asks `search_parameters(spec)` what to sample, turns each
+`ParamSpec` into a `trial.suggest_*` call, and hands the sampled dict to `resolve_trial_config`.
+Optuna categorical choices must be str/int/float, so a target-modules choice travels as a string:
+a preset name (`attention_qv`) or explicit names joined by `+` (`q_proj+k_proj`); see
+`encode_choice` / `decode_choice` in `advisor.study.presets`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from runners.config import (
+    DataConfig,
+    EvalConfig,
+    MethodConfig,
+    ModelRef,
+    TrainConfig,
+    TrialConfig,
+)
+
+from .presets import encode_choice, resolve_target_modules
+from .space import FloatRange, IntRange, is_searched
+from .spec import StudySpec
+
+NUMERIC_PARAMS = ("r", "lora_alpha", "alpha_ratio", "learning_rate", "lora_dropout")
+PARAM_NAMES = (*NUMERIC_PARAMS, "target_modules")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One searched parameter as plain data (field names match `optuna_backend.Param`)."""
+
+    name: str
+    kind: str
+    """categorical | float | int"""
+    choices: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+
+
+def _values(spec: StudySpec) -> dict[str, Any]:
+    search = spec.search
+    values: dict[str, Any] = {name: getattr(search, name) for name in NUMERIC_PARAMS}
+    choices = search.target_choices()
+    values["target_modules"] = [encode_choice(c) for c in choices] if choices else None
+    return values
+
+
+def search_parameters(spec: StudySpec) -> list[ParamSpec]:
+    """The searched parameters (lists of two or more choices, and ranges), in a stable order."""
+    params: list[ParamSpec] = []
+    for name, value in _values(spec).items():
+        if value is None or not is_searched(value):
+            continue
+        if isinstance(value, IntRange):
+            params.append(
+                ParamSpec(
+                    name, "int", low=value.low, high=value.high, log=value.log, step=value.step
+                )
+            )
+        elif isinstance(value, FloatRange):
+            params.append(ParamSpec(name, "float", low=value.low, high=value.high, log=value.log))
+        else:
+            params.append(ParamSpec(name, "categorical", choices=tuple(value)))
+    return params
+
+
+def fixed_parameters(spec: StudySpec) -> dict[str, Any]:
+    """Parameters with one value (a scalar or a one-element list); target_modules encoded."""
+    fixed: dict[str, Any] = {}
+    for name, value in _values(spec).items():
+        if value is None or is_searched(value):
+            continue
+        fixed[name] = value[0] if isinstance(value, list) else value
+    return fixed
+
+
+def representative_parameters(spec: StudySpec) -> dict[str, Any]:
+    """A value for every searched parameter without sampling: first choice, or the range's low.
+
+    Used for the baseline run, which applies no method but still needs a complete config.
+    """
+    return {
+        p.name: p.choices[0]
+        if p.kind == "categorical"
+        else (int(p.low) if p.kind == "int" else p.low)
+        for p in search_parameters(spec)
+    }
+
+
+def resolve_trial_config(
+    spec: StudySpec,
+    params: dict[str, Any],
+    *,
+    trial_number: int,
+    output_dir: str,
+    available_modules: list[str] | None = None,
+    baseline: bool = False,
+) -> TrialConfig:
+    """The `TrialConfig` of one trial: the spec's fixed values overridden by `params`.
+
+    `params` holds the sampled values by name (`r`, `lora_alpha` or `alpha_ratio`,
+    `target_modules` as an encoded string, `learning_rate`, `lora_dropout`). Every searched
+    parameter must be present unless `baseline` is True (then the first choice / low end is used).
+    alpha_ratio becomes lora_alpha = ratio * r. With `available_modules`, target modules are checked
+    against the model's names (AdvisorInputError with the closest match).
+    """
+    unknown = sorted(set(params) - set(PARAM_NAMES))
+    if unknown:
+        raise ValueError(f"unknown trial parameters {unknown}; known: {', '.join(PARAM_NAMES)}")
+    values = {**fixed_parameters(spec), **(representative_parameters(spec) if baseline else {})}
+    values.update(params)
+    missing = [p.name for p in search_parameters(spec) if p.name not in values]
+    if missing:
+        raise ValueError(f"trial {trial_number} lacks values for the searched parameters {missing}")
+    return TrialConfig(
+        study=spec.name,
+        trial_number=trial_number,
+        seed=spec.seed,
+        model=ModelRef(
+            source=spec.model.source,
+            trust_remote_code=spec.model.trust_remote_code,
+            gguf_file=spec.model.gguf_file,
+        ),
+        data=DataConfig(
+            train_path=spec.data.train,
+            eval_path=spec.data.eval,
+            prompt_field=spec.data.prompt_field,
+            response_field=spec.data.response_field,
+            system_prompt=spec.data.system_prompt,
+            max_train_examples=spec.data.max_train_examples,
+            max_eval_examples=spec.data.max_eval_examples,
+        ),
+        method=_method(spec, values, available_modules),
+        train=TrainConfig(
+            max_steps=spec.train.max_steps,
+            learning_rate=float(values["learning_rate"]),
+            batch_size=spec.train.batch_size,
+            gradient_accumulation_steps=spec.train.gradient_accumulation_steps,
+            max_seq_length=spec.train.max_seq_length,
+            eval_steps=spec.train.eval_steps,
+            warmup_ratio=spec.train.warmup_ratio,
+            weight_decay=spec.train.weight_decay,
+            gradient_checkpointing=spec.train.gradient_checkpointing,
+            optimizer=spec.train.optimizer,
+        ),
+        eval=EvalConfig(
+            metric=spec.metric,
+            max_new_tokens=spec.eval.max_new_tokens,
+            batch_size=spec.eval.batch_size,
+            samples_to_log=spec.eval.samples_to_log,
+        ),
+        output_dir=output_dir,
+        device=spec.device,
+        precision=spec.precision,
+        baseline=baseline,
+    )
+
+
+def _method(spec: StudySpec, values: dict[str, Any], available: list[str] | None) -> MethodConfig:
+    r = int(values["r"]) if values.get("r") is not None else None
+    alpha = values.get("lora_alpha")
+    if alpha is None and values.get("alpha_ratio") is not None and r is not None:
+        alpha = float(values["alpha_ratio"]) * r
+    targets = None
+    if values.get("target_modules") is not None:
+        targets = resolve_target_modules(
+            values["target_modules"], available, where="search.target_modules"
+        )
+    return MethodConfig(
+        name=spec.method,
+        r=r,
+        lora_alpha=float(alpha) if alpha is not None else None,
+        target_modules=targets,
+        lora_dropout=float(values.get("lora_dropout") or 0.0),
+    )

@@ -1,0 +1,189 @@
+"""The search space of a study: each parameter fixed, a list of choices, or a range.
+
+A search parameter is written in one of three shapes: a single value (fixed), a list (categorical
+choices; a one-element list is fixed) or a range mapping `{low, high, log}` (sampled). Pydantic
+tells the shapes apart by a callable discriminator, whose tags (`fixed`, `choices`, `range`) appear
+in error locations; `SEARCH_TAGS` lets the loader drop them from the YAML paths it prints.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from .presets import TARGET_MODULE_PRESETS
+
+SEARCH_TAGS = ("fixed", "choices", "range")
+"""Union tags pydantic inserts into error locations of search parameters (not YAML keys)."""
+
+
+def rule(message: str, fix: str) -> PydanticCustomError:
+    """A validation error carrying its fix in `ctx`, so `load_study` can print both."""
+    return PydanticCustomError("study_rule", "{message}", {"message": message, "fix": fix})
+
+
+class Section(BaseModel):
+    """Base of every study section: unknown keys are errors, defaults are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# --- search parameters ----------------------------------------------------------------------------
+
+
+class IntRange(Section):
+    """Integers sampled from [low, high]."""
+
+    low: int = Field(description="Smallest value (inclusive).")
+    high: int = Field(description="Largest value (inclusive).")
+    step: int = Field(1, ge=1, description="Spacing of the values (1 with log=true).")
+    log: bool = Field(False, description="Sample on a log scale.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        if self.low > self.high:
+            raise rule(
+                f"`low <= high` must hold, but got (low={self.low}, high={self.high})",
+                "swap low and high",
+            )
+        if self.log and (self.low < 1 or self.step != 1):
+            raise rule(
+                "a log range needs low >= 1 and step 1, "
+                f"but got (low={self.low}, step={self.step})",
+                "drop `log: true` or set low >= 1 and step 1",
+            )
+        return self
+
+
+class FloatRange(Section):
+    """Floats sampled from [low, high]."""
+
+    low: float = Field(description="Smallest value (inclusive).")
+    high: float = Field(description="Largest value (inclusive).")
+    log: bool = Field(False, description="Sample on a log scale (use it for learning rates).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloatRange:
+        if self.low > self.high:
+            raise rule(
+                f"`low <= high` must hold, but got (low={self.low}, high={self.high})",
+                "swap low and high",
+            )
+        if self.log and self.low <= 0:
+            raise rule(f"a log range needs low > 0, but got low={self.low}", "set low > 0")
+        return self
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, (dict, IntRange, FloatRange)):
+        return "range"
+    if isinstance(value, (list, tuple)):
+        return "choices"
+    return "fixed"
+
+
+def _param(scalar: Any, ranged: type[BaseModel]) -> Any:
+    return Annotated[
+        Annotated[scalar, Tag("fixed")]
+        | Annotated[list[scalar], Field(min_length=1), Tag("choices")]
+        | Annotated[ranged, Tag("range")],
+        Discriminator(_shape),
+    ]
+
+
+PositiveInt = Annotated[int, Field(ge=1)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Dropout = Annotated[float, Field(ge=0, lt=1)]
+IntParam = _param(PositiveInt, IntRange)
+FloatParam = _param(PositiveFloat, FloatRange)
+DropoutParam = _param(Dropout, FloatRange)
+TargetChoice = str | Annotated[list[str], Field(min_length=1)]
+
+
+def is_searched(value: Any) -> bool:
+    """A range, or a list of more than one choice."""
+    return isinstance(value, (IntRange, FloatRange)) or (isinstance(value, list) and len(value) > 1)
+
+
+def choice_count(value: Any) -> float:
+    """How many values a parameter can take (math.inf for a continuous range)."""
+    if isinstance(value, IntRange):
+        return math.inf if value.log else (value.high - value.low) // value.step + 1
+    if isinstance(value, FloatRange):
+        return math.inf if value.low < value.high else 1
+    if isinstance(value, list):
+        return len(value)
+    return 1
+
+
+class SearchSpec(Section):
+    """The search space: each parameter fixed (one value), a list of choices, or a range."""
+
+    r: IntParam | None = Field(
+        None, description="LoRA rank: e.g. [4, 8, 16] or {low: 4, high: 32}."
+    )
+    lora_alpha: FloatParam | None = Field(
+        None, description="LoRA alpha (scale alpha/r). Give this OR alpha_ratio, not both."
+    )
+    alpha_ratio: FloatParam | None = Field(
+        None, description="alpha / r, e.g. [1, 2] (alpha = 2r is the usual heuristic)."
+    )
+    target_modules: TargetChoice | list[TargetChoice] | None = Field(
+        None,
+        description=(
+            "A preset name (attention_qv, attention, mlp, all_linear), or a list of choices, each "
+            "a preset name or an explicit list of module names: [attention_qv, [q_proj, k_proj]]."
+        ),
+    )
+    learning_rate: FloatParam | None = Field(
+        None, description="e.g. {low: 1e-4, high: 2e-3, log: true}; default depends on the method."
+    )
+    lora_dropout: DropoutParam | None = Field(
+        None, description="Dropout on the LoRA input, [0, 1)."
+    )
+
+    @field_validator("target_modules")
+    @classmethod
+    def _targets(cls, value: Any) -> Any:
+        choices = [value] if isinstance(value, str) else value or []
+        for choice in choices:
+            if isinstance(choice, str) and choice not in TARGET_MODULE_PRESETS:
+                raise rule(
+                    f"{choice!r} is not a target-module preset "
+                    f"({', '.join(TARGET_MODULE_PRESETS)})",
+                    "use a preset name, or wrap explicit module names in a list of their own: "
+                    f"[[{choice}, ...]]",
+                )
+            if isinstance(choice, list) and any(not name or "+" in name for name in choice):
+                raise rule(
+                    f"module names must be non-empty and free of '+', but got {choice}",
+                    "list the module names one by one",
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _one_alpha(self) -> SearchSpec:
+        if self.lora_alpha is not None and self.alpha_ratio is not None:
+            raise rule(
+                "lora_alpha and alpha_ratio are both set; they say the same thing two ways",
+                "keep one of search.lora_alpha and search.alpha_ratio",
+            )
+        return self
+
+    def target_choices(self) -> list[str | list[str]]:
+        """target_modules as a list of choices (a single preset becomes one choice)."""
+        value = self.target_modules
+        if value is None:
+            return []
+        return [value] if isinstance(value, str) else list(value)

@@ -1,0 +1,29 @@
+"""Every shipped study file loads, validates and points at data that exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from advisor.study import load_study, search_parameters
+
+STUDIES = sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.yaml"))
+
+
+def test_there_are_studies():
+    assert {p.name for p in STUDIES} >= {"demo.yaml", "lora_cost_pareto.yaml"}
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.name for p in STUDIES])
+def test_study_file_is_valid(path: Path):
+    spec = load_study(path)
+    assert Path(spec.data.train).is_file() and Path(spec.data.eval).is_file()
+    assert search_parameters(spec), f"{path.name} searches nothing"
+    assert spec.train.eval_steps <= spec.train.max_steps
+
+
+def test_demo_keeps_one_objective_so_the_pruner_can_act():
+    spec = load_study(next(p for p in STUDIES if p.name == "demo.yaml"))
+    assert spec.objectives == ["metric"] and spec.optuna.pruner != "none"
+    assert spec.metric == "json_match" and spec.optuna.n_trials == 6
