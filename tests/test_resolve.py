@@ -23,11 +23,13 @@ LLAMA = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_p
 
 
 def test_search_parameters_describe_the_demo_space():
-    params = {p.name: p for p in search_parameters(load_study(DEMO))}
+    spec = load_study(DEMO)
+    params = {p.name: p for p in search_parameters(spec)}
     assert params["r"].kind == "categorical" and params["r"].choices == (4, 8, 16)
     assert params["target_modules"].choices == ("attention_qv", "all_linear")
     lr = params["learning_rate"]
-    assert (lr.kind, lr.low, lr.high, lr.log) == ("float", 1e-4, 2e-3, True)
+    declared = spec.search.learning_rate
+    assert (lr.kind, lr.low, lr.high, lr.log) == ("float", declared.low, declared.high, True)
 
 
 def test_resolved_config_round_trips_through_json(tmp_path: Path):
@@ -56,7 +58,9 @@ def test_explicit_module_list_and_baseline(tmp_path: Path):
     )
     assert config.method.target_modules == ("q_proj", "k_proj") and config.method.lora_alpha == 4
     base = resolve_trial_config(spec, {}, trial_number=-1, output_dir=str(tmp_path), baseline=True)
-    assert base.baseline and base.train.learning_rate == 1e-4 and base.method.r == 4
+    # A baseline takes each searched parameter's first choice or the low end of its range.
+    low = spec.search.learning_rate.low
+    assert base.baseline and base.train.learning_rate == low and base.method.r == 4
 
 
 def test_missing_or_unknown_parameters_are_refused(tmp_path: Path):
