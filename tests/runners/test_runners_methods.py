@@ -1,0 +1,153 @@
+"""Contract test over EVERY registered method, plus the registry's own rules."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from runners.config import MethodConfig, ModelRef, TrainConfig
+from runners.data import load_datasets
+from runners.errors import TrialInputError
+from runners.methods import METHODS, Method, get_method, register_method
+from runners.models import load_model_and_tokenizer
+from runners.train import Placement, train
+from runners.trial import count_params, seed_everything
+
+CPU = Placement(device="cpu", precision="fp32")
+
+
+def _method_config(name: str) -> MethodConfig:
+    method = METHODS[name]
+    targets = ("q_proj", "v_proj") if method.uses_target_modules else None
+    return MethodConfig(name, r=4, lora_alpha=8, target_modules=targets)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_method_prepares_trains_and_saves(
+    name: str, tiny_model: Path, toy_files, tmp_path: Path, make_config
+) -> None:
+    import torch
+
+    method = get_method(name)
+    cfg = _method_config(name)
+    extra = method.load_kwargs(cfg, device="cpu", dtype=torch.float32)
+    model, tokenizer = load_model_and_tokenizer(
+        ModelRef(str(tiny_model)), device="cpu", dtype=torch.float32, **extra
+    )
+    seed_everything(0)
+    model = method.prepare(model, cfg, max_steps=2)
+    trainable, total = count_params(model)
+    if method.peft:
+        assert 0 < trainable < total / 5
+    else:
+        assert trainable == total
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    train_ds, eval_ds = load_datasets(make_config().data)
+    outcome = train(
+        model,
+        tokenizer,
+        train_ds,
+        eval_ds,
+        TrainConfig(max_steps=2, learning_rate=1e-2, eval_steps=2, max_seq_length=64),
+        seed=0,
+        placement=CPU,
+        output_dir=tmp_path / "t",
+        callbacks=method.callbacks(model),
+    )
+    assert outcome.steps == 2 and outcome.eval_curve[0][0] == 2 and outcome.tokens > 0
+    changed = [
+        n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])
+    ]
+    assert changed, f"{name}: no trainable weight moved in 2 steps"
+
+    if method.peft:
+        from peft import PeftModel
+
+        model.save_pretrained(tmp_path / "adapter")
+        assert any((tmp_path / "adapter").glob("adapter_model.*"))
+        base, _ = load_model_and_tokenizer(
+            ModelRef(str(tiny_model)),
+            device="cpu",
+            dtype=torch.float32,
+            **method.load_kwargs(cfg, device="cpu", dtype=torch.float32),
+        )
+        reloaded = PeftModel.from_pretrained(base, tmp_path / "adapter")
+        ids = torch.tensor([[1, 5, 9, 12, 2]])
+        model.eval()
+        reloaded.eval()
+        with torch.no_grad():
+            assert torch.allclose(
+                model(input_ids=ids).logits, reloaded(input_ids=ids).logits, atol=1e-3
+            )
+
+
+def test_registry_rejects_duplicates_and_names_known_methods() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_method(dataclasses.replace(METHODS["lora"]))
+    with pytest.raises(TrialInputError) as err:
+        get_method("lorra")
+    assert "method.name" in str(err.value)
+    for name in ("lora", "dora", "qlora", "full", "adalora", "ia3", "prompt_tuning"):
+        assert name in str(err.value)
+
+
+def test_unknown_target_module_lists_the_real_ones(tiny_model: Path) -> None:
+    import torch
+
+    model, _ = load_model_and_tokenizer(
+        ModelRef(str(tiny_model)), device="cpu", dtype=torch.float32
+    )
+    cfg = MethodConfig("lora", r=4, target_modules=("q_proj", "query_key_value"))
+    with pytest.raises(TrialInputError) as err:
+        get_method("lora").prepare(model, cfg)
+    assert "query_key_value" in str(err.value) and "'v_proj'" in str(err.value)
+
+
+def test_method_entries_are_frozen() -> None:
+    assert all(isinstance(m, Method) for m in METHODS.values())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        METHODS["lora"].peft = False  # type: ignore[misc]
+
+
+def test_adalora_reallocates_ranks_through_the_shared_loop(
+    tiny_model: Path, tmp_path: Path, make_config
+) -> None:
+    """Without the method's callback AdaLoRA would silently train as a fixed-rank LoRA."""
+    import torch
+
+    method = get_method("adalora")
+    model, tokenizer = load_model_and_tokenizer(
+        ModelRef(str(tiny_model)), device="cpu", dtype=torch.float32
+    )
+    cfg = MethodConfig("adalora", r=4, target_modules=("q_proj", "v_proj"))
+    model = method.prepare(model, cfg, max_steps=12)
+    assert model.peft_config["default"].rank_pattern is None
+    train_ds, eval_ds = load_datasets(make_config().data)
+    train(
+        model,
+        tokenizer,
+        train_ds,
+        eval_ds,
+        TrainConfig(max_steps=12, learning_rate=1e-2, eval_steps=12, max_seq_length=64),
+        seed=0,
+        placement=CPU,
+        output_dir=tmp_path / "t",
+        callbacks=method.callbacks(model),
+    )
+    pattern = model.peft_config["default"].rank_pattern
+    assert pattern, "update_and_allocate never ran"
+    kept = sum(sum(bool(x) for x in mask) for mask in pattern.values())
+    assert kept <= 4 * len(pattern)  # budget pruned from init_r=6 towards target_r=4
+
+
+def test_adalora_needs_a_step_budget(tiny_model: Path) -> None:
+    import torch
+
+    model, _ = load_model_and_tokenizer(
+        ModelRef(str(tiny_model)), device="cpu", dtype=torch.float32
+    )
+    with pytest.raises(TrialInputError, match=r"train\.max_steps"):
+        get_method("adalora").prepare(model, MethodConfig("adalora", r=4), max_steps=1)
