@@ -98,6 +98,8 @@ def tune(
     tracker.reconcile()
     study.set_user_attr("advisor.mlflow_parent_run_id", tracker.parent_run_id)
     study.set_user_attr("advisor.mlflow_experiment_id", tracker.experiment_id)
+    study.set_user_attr("advisor.mlflow_experiment_name", plan.experiment)
+    study.set_user_attr("advisor.mlflow_tracking_uri", plan.stores.tracking_uri)
 
     summary = TuneSummary(
         study=spec.name,

@@ -28,3 +28,48 @@ def stores(tmp_path: Path):
 def _no_repo_mlruns(monkeypatch: pytest.MonkeyPatch) -> None:
     """Point MLflow's fluent API at nowhere useful: our code must pass explicit URIs."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////nonexistent-dir/refuse.db")
+
+
+# -- tiny recorded studies, shared by the tune/report/export/rerun tests ----------------------
+from support import crashing_python, write_tiny_study  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama with its own tokenizer, saved once per session."""
+    from runners.testing import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def recorded_study(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
+    """A finished tiny study: trial 0 complete (learns), 1 and 2 pruned (lr too small to learn),
+    trial 3 failed (its runner crashes). Stores under `root/mlruns`. Treat as read-only: copy
+    `root` first to change anything."""
+    from advisor.tune import tune
+
+    root = tmp_path_factory.mktemp("recorded")
+    study_file = write_tiny_study(
+        root,
+        tiny_model,
+        "recorded",
+        search={"r": 4, "target_modules": "all_linear", "learning_rate": [1e-2, 1e-7, 2e-7, 3e-2]},
+        train={"max_steps": 6, "eval_steps": 2},
+        optuna={"sampler": "grid", "pruner": "median", "n_trials": 4, "n_startup_trials": 1},
+    )
+    summary = tune(study_file, root=root, python=crashing_python(root, trial=3))
+    return {"root": root, "study_file": study_file, "name": "recorded", "summary": summary}
+
+
+@pytest.fixture(scope="session")
+def recorded_pareto_study(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
+    """A finished two-objective tiny study (json_match vs wall_seconds), three trials."""
+    from advisor.tune import tune
+
+    root = tmp_path_factory.mktemp("pareto")
+    study_file = write_tiny_study(
+        root, tiny_model, "pareto", objectives=["metric", "wall_seconds"], optuna={"n_trials": 3}
+    )
+    summary = tune(study_file, root=root)
+    return {"root": root, "study_file": study_file, "name": "pareto", "summary": summary}

@@ -4,18 +4,15 @@ stores in a temporary directory."""
 from __future__ import annotations
 
 import os
-import stat
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
-import yaml
 from mlflow import MlflowClient
+from support import crashing_python, write_tiny_study
 
 from advisor.tracking import PARENT, ROLE, STATE
 from advisor.tune import tune
-from runners.testing import build_tiny_llama, toy_dataset, write_jsonl
 
 TRIAL_METRICS = {
     "score",
@@ -32,51 +29,6 @@ TRIAL_METRICS = {
 }
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("model") / "tiny")
-
-
-def _study(tmp_path: Path, model: Path, name: str, **overrides) -> Path:
-    write_jsonl(tmp_path / "train.jsonl", toy_dataset(24, seed=1))
-    write_jsonl(tmp_path / "eval.jsonl", toy_dataset(4, seed=2))
-    spec = {
-        "name": name,
-        "seed": 5,
-        "model": {"source": str(model)},
-        "data": {"train": "train.jsonl", "eval": "eval.jsonl"},
-        "metric": "json_match",
-        "method": "lora",
-        "search": {
-            "r": [2, 4],
-            "alpha_ratio": 2,
-            "target_modules": ["attention_qv", "all_linear"],
-            "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
-        },
-        "train": {"max_steps": 4, "batch_size": 2, "max_seq_length": 64, "eval_steps": 2},
-        "eval": {"max_new_tokens": 6, "batch_size": 4, "samples_to_log": 2},
-        "optuna": {"sampler": "random", "pruner": "none", "n_trials": 2},
-        "cost": {"price_per_hour": 3.6},
-    }
-    for key, value in overrides.items():
-        spec[key] = {**spec[key], **value} if isinstance(value, dict) else value
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def _failing_python(tmp_path: Path, trial: int) -> str:
-    """A `python` whose runner process crashes for one trial, like a segfault or OOM kill."""
-    script = tmp_path / "python-crashing"
-    script.write_text(
-        "#!/bin/sh\n"
-        f'if grep -qE \'"trial_number": {trial},?$\' "$3"; then echo boom >&2; exit 9; fi\n'
-        f'exec "{sys.executable}" "$@"\n'
-    )
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    return str(script)
-
-
 def _runs(stores_root: Path, experiment: str):
     client = MlflowClient(f"sqlite:///{stores_root / 'mlruns' / 'mlflow.db'}")
     found = client.get_experiment_by_name(experiment)
@@ -84,8 +36,8 @@ def _runs(stores_root: Path, experiment: str):
 
 
 def test_study_runs_every_trial_with_one_child_run_each(tmp_path: Path, tiny_model: Path) -> None:
-    study_file = _study(tmp_path, tiny_model, "e2e", optuna={"n_trials": 3})
-    summary = tune(study_file, root=tmp_path, python=_failing_python(tmp_path, trial=1))
+    study_file = write_tiny_study(tmp_path, tiny_model, "e2e", optuna={"n_trials": 3})
+    summary = tune(study_file, root=tmp_path, python=crashing_python(tmp_path, trial=1))
 
     storage = f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}"
     study = optuna.load_study(study_name="e2e", storage=storage)
@@ -146,29 +98,16 @@ def test_study_runs_every_trial_with_one_child_run_each(tmp_path: Path, tiny_mod
     assert (roles.count("trial"), roles.count("baseline"), roles.count("study")) == (4, 1, 1)
 
 
-def test_the_median_pruner_prunes_a_trial_that_does_not_learn(
-    tmp_path: Path, tiny_model: Path
-) -> None:
-    # Trial 0 learns (lr 1e-2); the others barely move (lr 1e-7): at the first eval their loss
-    # is worse than the median of the finished trials, so they are stopped there.
-    study_file = _study(
-        tmp_path,
-        tiny_model,
-        "prune",
-        search={"r": 4, "target_modules": "all_linear", "learning_rate": [1e-2, 1e-7, 2e-7]},
-        train={"max_steps": 6, "eval_steps": 2},
-        optuna={"sampler": "grid", "pruner": "median", "n_trials": 3, "n_startup_trials": 1},
-    )
-    summary = tune(study_file, root=tmp_path)
+def test_the_median_pruner_prunes_trials_that_do_not_learn(recorded_study) -> None:
+    # The recorded study's grid: lr 1e-2 and 3e-2 learn; 1e-7 and 2e-7 barely move, so at an
+    # early eval their loss is worse than the median of the finished trials and they stop there.
+    summary = recorded_study["summary"]
     states = {r.params["learning_rate"]: r.state for r in summary.rows}
     assert states[1e-2] == "complete"
-    assert "pruned" in states.values()
-    storage = f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}"
-    pruned = [
-        t
-        for t in optuna.load_study(study_name="prune", storage=storage).trials
-        if t.state == optuna.trial.TrialState.PRUNED
-    ]
+    assert "pruned" in {states[1e-7], states[2e-7]}
+    storage = f"sqlite:///{recorded_study['root'] / 'mlruns' / 'optuna.db'}"
+    trials = optuna.load_study(study_name="recorded", storage=storage).trials
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned and all(max(t.intermediate_values) < 6 for t in pruned)
 
 
@@ -178,7 +117,9 @@ def test_unknown_target_module_is_refused_before_any_trial(
 ) -> None:
     from advisor.errors import AdvisorInputError
 
-    study_file = _study(tmp_path, tiny_model, "badmod", search={"target_modules": [["qproj"]]})
+    study_file = write_tiny_study(
+        tmp_path, tiny_model, "badmod", search={"target_modules": [["qproj"]]}
+    )
     with pytest.raises(AdvisorInputError, match="q_proj"):
         tune(study_file, root=tmp_path)
     assert not (tmp_path / "mlruns" / "optuna.db").exists()

@@ -29,9 +29,9 @@ def version() -> None:
 
 
 def _register() -> None:
-    from advisor.cli import decide, studies, tuning
+    from advisor.cli import decide, export, rerun, review, studies, tuning, ui
 
-    for module in (decide, studies, tuning):
+    for module in (decide, studies, tuning, review, rerun, export, ui):
         module.register(app)
 
 

@@ -114,6 +114,14 @@ class LiveTable:
             self.summary.baseline_score = row.score
         self.rows[row.number] = row
         self.live.update(self.render())
+        if not err_console.is_terminal:  # logs and CI: a Live table only renders at the end
+            label = "baseline" if row.number < 0 else f"trial {row.number}"
+            err_console.print(
+                f"{label}: {row.state} · score {_fmt(row.score)} · eval loss "
+                f"{_fmt(row.eval_loss)} · {_fmt(row.wall_seconds, '.0f')} s · "
+                f"{_params(row.params) if row.number >= 0 else 'untuned base model'}",
+                highlight=False,
+            )
 
 
 def tune_command(

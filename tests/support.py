@@ -1,0 +1,54 @@
+"""Builders shared by tests (not collected: no test_ prefix): tiny study files and a runner
+that crashes on purpose."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_tiny_study(tmp_path: Path, model: Path, name: str, **overrides) -> Path:
+    """A study file on the tiny Llama with toy data; `overrides` merge into its sections."""
+    import yaml
+
+    from runners.testing import toy_dataset, write_jsonl
+
+    write_jsonl(tmp_path / "train.jsonl", toy_dataset(24, seed=1))
+    write_jsonl(tmp_path / "eval.jsonl", toy_dataset(4, seed=2))
+    spec = {
+        "name": name,
+        "seed": 5,
+        "model": {"source": str(model)},
+        "data": {"train": "train.jsonl", "eval": "eval.jsonl"},
+        "metric": "json_match",
+        "method": "lora",
+        "search": {
+            "r": [2, 4],
+            "alpha_ratio": 2,
+            "target_modules": ["attention_qv", "all_linear"],
+            "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
+        },
+        "train": {"max_steps": 4, "batch_size": 2, "max_seq_length": 64, "eval_steps": 2},
+        "eval": {"max_new_tokens": 6, "batch_size": 4, "samples_to_log": 2},
+        "optuna": {"sampler": "random", "pruner": "none", "n_trials": 2},
+        "cost": {"price_per_hour": 3.6},
+    }
+    for key, value in overrides.items():
+        spec[key] = {**spec[key], **value} if isinstance(value, dict) else value
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def crashing_python(tmp_path: Path, trial: int) -> str:
+    """A `python` whose runner process dies for one trial, like a segfault or an OOM kill."""
+    import stat
+    import sys
+
+    script = tmp_path / "python-crashing"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if grep -qE \'"trial_number": {trial},?$\' "$3"; then echo boom >&2; exit 9; fi\n'
+        f'exec "{sys.executable}" "$@"\n'
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return str(script)
