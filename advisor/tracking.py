@@ -345,7 +345,8 @@ class StudyTracker:
                 closed.append(run.info.run_id)
         return closed
 
-    def _load_json(self, run_id: str, artifact: str) -> dict[str, Any] | None:
+    def read_artifact_text(self, run_id: str, artifact: str) -> str | None:
+        """The text of one artifact of a run, or None when it was not logged."""
         import tempfile
 
         from mlflow.artifacts import download_artifacts
@@ -360,7 +361,11 @@ class StudyTracker:
                 )
             except Exception:
                 return None
-            return json.loads(Path(local).read_text())
+            return Path(local).read_text()
+
+    def _load_json(self, run_id: str, artifact: str) -> dict[str, Any] | None:
+        text = self.read_artifact_text(run_id, artifact)
+        return None if text is None else json.loads(text)
 
 
 def _redact(url: str) -> str:
