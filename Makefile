@@ -37,4 +37,8 @@ test-slow: venv
 test: lint test-fast test-slow
 
 bench: venv
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/cold_start.py
+
+# Forget every recorded study (keeps mlruns/ itself and its README).
+clean-stores:
+	rm -rf mlruns/mlflow.db mlruns/optuna.db mlruns/artifacts

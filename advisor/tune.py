@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,8 @@ def tune(
     root: Path | None = None,
     python: str = sys.executable,
     keep_workdirs: bool = False,
+    enqueue: Sequence[Mapping[str, Any]] = (),
+    study_tags: Mapping[str, str] | None = None,
 ) -> TuneSummary:
     """Run (or continue) the study declared in `study_file`; return its summary.
 
@@ -56,6 +58,8 @@ def tune(
     `n_trials - finished` new trials run. Ctrl-C stops the running trial, records it as failed in
     Optuna and KILLED in MLflow, closes the parent run and re-raises KeyboardInterrupt.
     `root` is where the default `mlruns/` stores live (the current directory if None).
+    `enqueue` fixes the parameters of the first trials of a new study (a rerun of given trials);
+    `study_tags` go on the MLflow parent run (e.g. the run a rerun reproduces).
     """
     from advisor import optuna_backend as ob
     from advisor.study import load_study
@@ -82,6 +86,9 @@ def tune(
         user_attrs={"advisor.metric": plan.metric, "advisor.objectives": plan.objectives},
     )
     ob.fail_stale_running(study)
+    if enqueue and not study.get_trials(deepcopy=False):
+        for params in enqueue:
+            study.enqueue_trial(dict(params))
 
     tracker = StudyTracker(plan.stores.tracking_uri, plan.stores.artifact_root, plan.experiment)
     tracker.start_study(
@@ -94,6 +101,7 @@ def tune(
         git_commit=git_commit(spec_path.parent),
         optuna_url=plan.stores.optuna_url,
         params={"study": spec.name, "metric": plan.metric, "method": plan.method},
+        extra_tags=study_tags,
     )
     tracker.reconcile()
     study.set_user_attr("advisor.mlflow_parent_run_id", tracker.parent_run_id)

@@ -1,0 +1,283 @@
+"""`advisor rerun`: rebuild a study from what was logged, run it again, and report the drift.
+
+What makes a rerun exact: the resolved study file (every default filled in, data paths
+absolute) is an artifact of the study's parent run; the data files' hashes, the seed and the
+package versions are in its `provenance.json`. The sampler is seeded from the study seed, each
+trial seeds everything before the adapter is created, and CPU training is deterministic, so the
+same parameters come back in the same order and the same eval losses to ~1e-6.
+
+A rerun is a new study (`<name>-rerun-<k>`) in the same stores, linked to the original by the
+tag `advisor.rerun_of` on its parent run. `trial=N` reruns one trial with its parameters fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from advisor.errors import AdvisorInputError
+from advisor.provenance import file_sha256, package_versions
+from advisor.records import RecordedStudy, open_recorded_study
+from advisor.tracking import ROLE, STUDY, TRIAL, Stores
+from advisor.trials import TuneObserver
+
+TOLERANCE = 1e-6
+
+
+@dataclass
+class TrialDrift:
+    """One trial, original against rerun."""
+
+    original: int
+    rerun: int
+    params: dict[str, Any]
+    same_params: bool
+    state: tuple[str, str]
+    score: tuple[float | None, float | None]
+    eval_loss: tuple[float | None, float | None]
+
+    @property
+    def eval_loss_diff(self) -> float | None:
+        a, b = self.eval_loss
+        return None if a is None or b is None else abs(a - b)
+
+    @property
+    def score_diff(self) -> float | None:
+        a, b = self.score
+        return None if a is None or b is None else abs(a - b)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "eval_loss_diff": self.eval_loss_diff,
+            "score_diff": self.score_diff,
+        }
+
+
+@dataclass
+class RerunReport:
+    """The drift between a study and its rerun."""
+
+    original: str
+    rerun: str
+    original_run_id: str | None
+    rerun_run_id: str | None
+    data_changed: dict[str, tuple[str, str]] = field(default_factory=dict)
+    version_drift: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    baseline: tuple[float | None, float | None] = (None, None)
+    trials: list[TrialDrift] = field(default_factory=list)
+
+    @property
+    def max_eval_loss_diff(self) -> float | None:
+        diffs = [t.eval_loss_diff for t in self.trials if t.eval_loss_diff is not None]
+        return max(diffs) if diffs else None
+
+    @property
+    def reproduced(self) -> bool:
+        """Same parameters everywhere and eval losses within TOLERANCE where both finished."""
+        worst = self.max_eval_loss_diff
+        return all(t.same_params for t in self.trials) and (worst is None or worst <= TOLERANCE)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["trials"] = [t.to_dict() for t in self.trials]
+        out["max_eval_loss_diff"] = self.max_eval_loss_diff
+        out["reproduced"] = self.reproduced
+        out["tolerance"] = TOLERANCE
+        return out
+
+
+def locate(
+    target: str, *, storage: str | None, tracking_uri: str | None, root: Path | None
+) -> tuple[RecordedStudy, int | None]:
+    """A study name, a study file, or an MLflow run id (a study's parent run or a trial's run)."""
+    try:
+        return open_recorded_study(
+            target, storage=storage, tracking_uri=tracking_uri, root=root
+        ), None
+    except AdvisorInputError as by_name:
+        stores = Stores.resolve(tracking_uri=tracking_uri, optuna_url=storage, root=root)
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = MlflowClient(stores.tracking_uri).get_run(target)
+        except MlflowException:
+            raise by_name from None
+        tags = run.data.tags
+        if STUDY not in tags:
+            raise AdvisorInputError(
+                f"MLflow run {target} was not recorded by `advisor tune`",
+                where="STUDY_OR_RUN_ID",
+                fix="give a study name, a study file, or the id of a study or trial run",
+            ) from None
+        recorded = open_recorded_study(
+            tags[STUDY], storage=storage, tracking_uri=tracking_uri, root=root
+        )
+        trial = int(tags[TRIAL]) if tags.get(ROLE) == "trial" else None
+        return recorded, trial
+
+
+def _logged(recorded: RecordedStudy) -> tuple[dict[str, Any], dict[str, Any]]:
+    tracker = recorded.tracker
+    if tracker.parent_run_id is None:
+        raise AdvisorInputError(
+            f"study {recorded.name!r} has no MLflow parent run to rebuild it from",
+            where="STUDY_OR_RUN_ID",
+            fix="rerun only studies recorded by `advisor tune`",
+        )
+    text = tracker.read_artifact_text(tracker.parent_run_id, "study.yaml")
+    provenance = tracker.read_artifact_text(tracker.parent_run_id, "provenance.json")
+    if text is None or provenance is None:
+        raise AdvisorInputError(
+            f"the parent run of {recorded.name!r} lacks study.yaml or provenance.json",
+            where="STUDY_OR_RUN_ID",
+            fix="the study was not recorded completely; tune it again instead",
+        )
+    return yaml.safe_load(text), json.loads(provenance)
+
+
+def check_data(spec: dict[str, Any], provenance: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Data files whose content changed since the study ran: {role: (logged, now)}."""
+    changed = {}
+    for role, logged in provenance.get("data_hashes", {}).items():
+        path = Path(spec["data"][role])
+        if not path.is_file():
+            raise AdvisorInputError(
+                f"data file {path} ({role}) of the original study is missing",
+                where=f"data.{role}",
+                fix="restore the file at that path (a rerun reads the data the study logged)",
+            )
+        now = file_sha256(path)
+        if now != logged:
+            changed[role] = (logged, now)
+    return changed
+
+
+def _rerun_name(recorded: RecordedStudy) -> str:
+    import optuna
+
+    existing = {s.study_name for s in optuna.get_all_study_summaries(recorded.study._storage)}
+    k = 1
+    while f"{recorded.name}-rerun-{k}" in existing:
+        k += 1
+    return f"{recorded.name}-rerun-{k}"
+
+
+def rerun(
+    target: str,
+    *,
+    trial: int | None = None,
+    allow_data_change: bool = False,
+    name: str | None = None,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    root: Path | None = None,
+    observer: TuneObserver | None = None,
+    python: str = sys.executable,
+) -> RerunReport:
+    """Rebuild the study behind `target` from its logs, run it again, return the drift report.
+
+    Refuses (AdvisorInputError) when a data file changed since the original run, unless
+    `allow_data_change`. `trial` reruns that one trial with its logged parameters.
+    """
+    from advisor.tune import tune
+
+    recorded, trial_from_run = locate(target, storage=storage, tracking_uri=tracking_uri, root=root)
+    trial = trial if trial is not None else trial_from_run
+    spec, provenance = _logged(recorded)
+    changed = check_data(spec, provenance)
+    if changed and not allow_data_change:
+        roles = ", ".join(f"{r} ({spec['data'][r]})" for r in changed)
+        raise AdvisorInputError(
+            f"the data changed since study {recorded.name!r} ran: {roles} no longer match the "
+            "logged hashes, so a rerun would not reproduce it",
+            where="data",
+            fix="restore the original files, or pass --allow-data-change to rerun anyway",
+        )
+    originals = {t.number: t for t in recorded.study.get_trials(deepcopy=False)}
+    if trial is not None and trial not in originals:
+        raise AdvisorInputError(
+            f"study {recorded.name!r} has no trial {trial}",
+            where="--trial",
+            fix=f"one of {sorted(originals)}",
+        )
+    new_name = name or _rerun_name(recorded)
+    # Same stores and MLflow experiment as the original, so both sit side by side in the UI.
+    experiment = recorded.tracker.client.get_experiment(recorded.tracker.experiment_id).name
+    spec["name"] = new_name
+    spec["storage"] = recorded.stores.optuna_url
+    spec["tracking"] = {
+        **(spec.get("tracking") or {}),
+        "uri": recorded.stores.tracking_uri,
+        "experiment": experiment,
+    }
+    enqueue: list[dict[str, Any]] = []
+    if trial is not None:
+        spec["optuna"]["n_trials"] = 1
+        enqueue = [dict(originals[trial].params)]
+    with tempfile.TemporaryDirectory() as tmp:
+        study_file = Path(tmp) / f"{new_name}.yaml"
+        study_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+        summary = tune(
+            study_file,
+            observer=observer,
+            root=root,
+            python=python,
+            enqueue=enqueue,
+            study_tags={
+                "advisor.rerun_of": recorded.tracker.parent_run_id or "",
+                "advisor.rerun_of_study": recorded.name,
+                **({"advisor.rerun_trial": str(trial)} if trial is not None else {}),
+            },
+        )
+    rerun_study = open_recorded_study(
+        new_name, storage=recorded.stores.optuna_url, tracking_uri=recorded.stores.tracking_uri
+    )
+    pairs = [(trial, 0)] if trial is not None else [(n, n) for n in sorted(originals)]
+    news = {t.number: t for t in rerun_study.study.get_trials(deepcopy=False)}
+    report = RerunReport(
+        original=recorded.name,
+        rerun=new_name,
+        original_run_id=recorded.tracker.parent_run_id,
+        rerun_run_id=summary.parent_run_id,
+        data_changed=changed,
+        version_drift=_version_drift(provenance.get("versions", {})),
+        baseline=(recorded.baseline_score, rerun_study.baseline_score),
+    )
+    for old_n, new_n in pairs:
+        old, new = originals.get(old_n), news.get(new_n)
+        if old is None or new is None:
+            continue
+        report.trials.append(_drift(old, new))
+    return report
+
+
+_STATE = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
+
+
+def _drift(old: Any, new: Any) -> TrialDrift:
+    return TrialDrift(
+        original=old.number,
+        rerun=new.number,
+        params=dict(old.params),
+        same_params=dict(old.params) == dict(new.params),
+        state=(_STATE.get(old.state.name, old.state.name), _STATE.get(new.state.name, "?")),
+        score=(old.user_attrs.get("score"), new.user_attrs.get("score")),
+        eval_loss=(old.user_attrs.get("eval_loss"), new.user_attrs.get("eval_loss")),
+    )
+
+
+def _version_drift(logged: dict[str, str]) -> dict[str, tuple[str | None, str | None]]:
+    now = package_versions()
+    return {
+        name: (logged.get(name), now.get(name))
+        for name in sorted(set(logged) | set(now))
+        if logged.get(name) != now.get(name)
+    }
