@@ -367,6 +367,67 @@ class StudyTracker:
         text = self.read_artifact_text(run_id, artifact)
         return None if text is None else json.loads(text)
 
+    # -- adapters out: export, try, model registry ------------------------------------------
+    def has_artifact(self, run_id: str, path: str) -> bool:
+        """Whether `run_id` logged an artifact (file or directory) at `path`."""
+        parent, _, leaf = path.rstrip("/").rpartition("/")
+        listed = self.client.list_artifacts(run_id, parent or None)
+        return any(item.path.rstrip("/").rpartition("/")[2] == leaf for item in listed)
+
+    def artifact_uri(self, run_id: str, path: str) -> str:
+        """The storage URI of one artifact of a run (what the model registry points at)."""
+        root = self.client.get_run(run_id).info.artifact_uri
+        return f"{root.rstrip('/')}/{path.strip('/')}"
+
+    def download_artifact(self, run_id: str, path: str, dst: Path) -> Path:
+        """Copy a run's artifact (file or directory) under `dst`; returns the local path."""
+        from mlflow.artifacts import download_artifacts
+
+        dst.mkdir(parents=True, exist_ok=True)
+        local = download_artifacts(
+            run_id=run_id, artifact_path=path, dst_path=str(dst), tracking_uri=self.tracking_uri
+        )
+        return Path(local)
+
+    def register_adapter(
+        self, run_id: str, model_name: str, tags: Mapping[str, Any] | None = None
+    ) -> str:
+        """Register the run's `adapter/` artifact as a new version of `model_name`.
+
+        The registered model is created on first use; each call adds a version (returned as a
+        string, e.g. "1"). The version points at the artifact where it lies, nothing is copied.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(model_name)
+        except MlflowException:
+            self.client.create_registered_model(
+                model_name, description=f"LoRA-family adapters tuned by advisor ({model_name})"
+            )
+        version = self.client.create_model_version(
+            model_name,
+            source=self.artifact_uri(run_id, "adapter"),
+            run_id=run_id,
+            tags={k: str(v) for k, v in (tags or {}).items()},
+        )
+        return str(version.version)
+
+    # -- report: plots on the study's parent run ---------------------------------------------
+    def log_artifacts_to_parent(
+        self, paths: Iterable[Path], artifact_path: str = "plots"
+    ) -> list[str]:
+        """Log files on the study's parent run under `artifact_path/` (shown in the MLflow UI).
+
+        Returns the artifact paths logged, e.g. `plots/history.png`.
+        """
+        assert self.parent_run_id is not None, "open the study first"
+        logged = []
+        for path in paths:
+            self.client.log_artifact(self.parent_run_id, str(path), artifact_path=artifact_path)
+            logged.append(f"{artifact_path}/{Path(path).name}")
+        return logged
+
 
 def _redact(url: str) -> str:
     """Hide a password in a database URL before it goes into a tag."""

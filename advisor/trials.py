@@ -53,6 +53,8 @@ class TuneSummary:
     elapsed_seconds: float = 0.0
     interrupted: bool = False
     skipped_finished: int = 0
+    registered_model: str | None = None
+    """`<name>/<version>` of the best trial's adapter in the MLflow model registry."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

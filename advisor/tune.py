@@ -138,7 +138,31 @@ def tune(
         raise
     finally:
         _close(summary, study, tracker, status, started)
+    summary.registered_model = _register_best(spec, plan, study, tracker)
     return summary
+
+
+def _register_best(spec: Any, plan: StudyPlan, study: Any, tracker: StudyTracker) -> str | None:
+    """Register the best trial's adapter in the MLflow model registry (once per best run).
+
+    A continued study whose best trial did not change adds no new version.
+    """
+    from advisor.export import adapter_run, register_best
+    from advisor.records import RecordedStudy
+
+    recorded = RecordedStudy(
+        name=spec.name, stores=plan.stores, study=study, tracker=tracker, spec=spec
+    )
+    try:
+        _, run_id = adapter_run(recorded, "best")
+    except AdvisorInputError:  # nothing completed, or the best trial has no adapter (full)
+        return None
+    model_name = f"{spec.name}-adapter"
+    for version in tracker.client.search_model_versions(f"name = '{model_name}'"):
+        if version.run_id == run_id:
+            return f"{model_name}/{version.version}"
+    name, version = register_best(recorded, name=model_name)
+    return f"{name}/{version}"
 
 
 def _close(

@@ -86,6 +86,12 @@ def test_study_runs_every_trial_with_one_child_run_each(tmp_path: Path, tiny_mod
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"adapter", "trial_config.json", "trial_result.json", "trial.log"} <= artifacts
 
+    # The best trial's adapter is in the model registry, once.
+    assert summary.registered_model == "e2e-adapter/1"
+    best_run = study.trials[summary.best[0]].user_attrs["mlflow_run_id"]
+    (version,) = client.search_model_versions("name = 'e2e-adapter'")
+    assert version.run_id == best_run
+
     # Running the same study again continues it: finished trials (the failed one included)
     # are not repeated, the baseline is reused, and the parent run is the same.
     again = tune(study_file, root=tmp_path, n_trials=4)

@@ -1,9 +1,124 @@
-"""Commands: placeholder, filled in by its owner."""
+"""Commands: `advisor export` (a trial's adapter as a loadable directory) and `advisor try`
+(answer a prompt with a trial's adapter). The work is in `advisor.export`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.markup import escape
+from rich.table import Table
+
+from advisor.cli._common import console, err_console, print_json, user_errors
+
+_STUDY_HELP = "A study name (looked up in ./mlruns) or a study file."
+_STORAGE_HELP = "Optuna storage URL (default: sqlite under ./mlruns)."
+_TRACKING_HELP = "MLflow tracking URI (default: sqlite under ./mlruns)."
+
+
+def _open(study: str, storage: str | None, tracking_uri: str | None) -> Any:
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    from advisor.records import open_recorded_study
+
+    # The spinner says what is happening; weight-loading bars and deprecation notices from
+    # transformers/peft would only garble it.
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+    return open_recorded_study(study, storage=storage, tracking_uri=tracking_uri)
+
+
+def export_command(
+    study: str = typer.Argument(..., metavar="STUDY", help=_STUDY_HELP),
+    out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="Directory to write (new)."),
+    trial: str = typer.Option("best", "--trial", help="'best' or a trial number."),
+    merge: bool = typer.Option(
+        False, "--merge", help="Merge the adapter into the base weights (a plain model)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace OUT_DIR if it is not empty."),
+    register_model: bool = typer.Option(
+        False, "--register", help="Also register the adapter in the MLflow model registry."
+    ),
+    storage: str | None = typer.Option(None, "--storage", help=_STORAGE_HELP),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=_TRACKING_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+) -> None:
+    """Export a trial's adapter so transformers/peft load it offline, with a model card.
+
+    Without --merge: `peft.AutoPeftModelForCausalLM.from_pretrained(OUT_DIR)`. With --merge:
+    `transformers.AutoModelForCausalLM.from_pretrained(OUT_DIR)`.
+    """
+    from advisor.export import export_trial
+
+    with err_console.status("opening the study") as status:
+        recorded = _open(study, storage, tracking_uri)
+        result = export_trial(
+            recorded,
+            trial,
+            out_dir,
+            merge=merge,
+            force=force,
+            register=register_model,
+            progress=lambda message: status.update(message),
+        )
+    if as_json:
+        print_json(result.to_dict())
+        return
+    facts = result.facts
+    kind = "merged model" if result.merged else "adapter"
+    console.print(
+        f"[green]exported[/] {kind} of study [bold]{escape(facts.study)}[/] trial {facts.trial} "
+        f"to {escape(str(result.out_dir))}"
+    )
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_row("method", facts.method)
+    table.add_row("parameters", ", ".join(f"{k}={v}" for k, v in facts.params.items()))
+    table.add_row(f"score ({facts.metric})", str(facts.results.get("score", "-")))
+    table.add_row("gain over baseline", str(facts.gain_over_baseline))
+    table.add_row("base model", escape(facts.base_model_dir))
+    table.add_row("MLflow run", facts.run_id)
+    table.add_row("files", ", ".join(result.files))
+    if result.registered:
+        table.add_row("registered", f"{result.registered[0]} version {result.registered[1]}")
+    console.print(table)
+    loader = "AutoModelForCausalLM" if result.merged else "peft.AutoPeftModelForCausalLM"
+    console.print(f"load it with {loader}.from_pretrained({str(result.out_dir)!r})")
+
+
+def try_command(
+    study: str = typer.Argument(..., metavar="STUDY", help=_STUDY_HELP),
+    prompt: str = typer.Argument(..., help="The user message to answer."),
+    trial: str = typer.Option("best", "--trial", help="'best' or a trial number."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Tokens to generate."),
+    storage: str | None = typer.Option(None, "--storage", help=_STORAGE_HELP),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=_TRACKING_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+) -> None:
+    """Answer PROMPT with the base model plus a trial's adapter (greedy, the study's system
+    prompt and chat template), without exporting anything."""
+    from advisor.export import try_trial
+
+    with err_console.status("opening the study") as status:
+        recorded = _open(study, storage, tracking_uri)
+        number = recorded.resolve_trial(trial)
+        answer = try_trial(
+            recorded,
+            number,
+            prompt,
+            max_new_tokens=max_new_tokens,
+            progress=lambda message: status.update(message),
+        )
+    if as_json:
+        print_json({"study": recorded.name, "trial": number, "prompt": prompt, "answer": answer})
+        return
+    console.print(answer, markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add `export` and `try` to the app."""
+    app.command("export")(user_errors(export_command))
+    app.command("try")(user_errors(try_command))

@@ -181,6 +181,8 @@ def _print_footer(summary: TuneSummary) -> None:
                 f"best: trial {row.number} · {summary.metric} {row.score:.3f}{gain} · "
                 f"{_params(row.params)}"
             )
+    if summary.registered_model:
+        console.print(f"registered: model {summary.registered_model} (MLflow model registry)")
     tracking = summary.stores.get("tracking_uri", "")
     console.print(f"MLflow: {tracking}")
     console.print(f"  browse it with `advisor ui` or `mlflow ui --backend-store-uri {tracking}`")

@@ -1,0 +1,72 @@
+"""Ctrl-C during `advisor tune`: the running trial is failed in Optuna and MLflow, the command
+exits 130, and running it again continues the study."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from support import write_tiny_study
+
+from advisor.tracking import ROLE, STATE
+
+
+def _running_trial(storage: str, name: str) -> bool:
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return False
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    return optuna.trial.TrialState.RUNNING in states
+
+
+@pytest.mark.skipif(os.name != "posix", reason="signals")
+def test_ctrl_c_fails_the_running_trial_and_the_study_continues(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    study_file = write_tiny_study(
+        tmp_path, tiny_model, "intr", train={"max_steps": 40, "eval_steps": 20}
+    )
+    storage = f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}"
+    command = [sys.executable, "-m", "advisor", "tune", str(study_file), "--n-trials", "1"]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not _running_trial(storage, "intr"):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no trial started"
+        time.sleep(0.5)
+    time.sleep(3)  # let the runner process start training
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted" in err
+
+    study = optuna.load_study(study_name="intr", storage=storage)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("intr").experiment_id])
+    trial_run = next(r for r in runs if r.data.tags.get(ROLE) == "trial")
+    parent = next(r for r in runs if r.data.tags.get(ROLE) == "study")
+    assert trial_run.info.status == "KILLED" and trial_run.data.tags[STATE] == "failed"
+    assert "interrupted" in trial_run.data.tags["advisor.error"]
+    assert parent.info.status == "KILLED"
+    # No runner process is left behind.
+    leftover = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""
+
+    # The same command continues: the failed trial stays, one new trial runs.
+    again = subprocess.run(
+        [*command[:-1], "2", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr
+    study = optuna.load_study(study_name="intr", storage=storage)
+    assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
