@@ -1,0 +1,315 @@
+"""The MLflow UI over a study's tracking store, as a managed child process.
+
+Why a child process and not MLflow's app in-process: `mlflow ui` brings its own server (uvicorn)
+and workers; running it as `<this python> -m mlflow ui` uses exactly the MLflow installed next to
+advisor, and lets us stop it and every worker it forked by signalling its process group.
+
+Why the checks up front: MLflow silently creates an empty SQLite database for a path that does
+not exist (the user then sees an empty UI and thinks the study was lost), and a taken port only
+shows up as a traceback in the server's log. Both are user errors, reported before starting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from pathlib import Path
+from types import TracebackType
+
+from advisor.errors import AdvisorInputError
+
+# Measured: `mlflow ui --workers 1` answers /health after ~12 s cold on 2 cores (NOTES.md).
+DEFAULT_STARTUP_TIMEOUT_S = 90.0
+# Measured: TERM to the process group stops the server and its workers in 4-9 s.
+STOP_GRACE_S = 15.0
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "ip6-localhost"}
+_ANY_ADDRESS = {"0.0.0.0", "::", ""}
+
+
+def is_exposed(host: str) -> bool:
+    """True when binding `host` makes the server reachable from other machines."""
+    return not (host in _LOOPBACK or host.startswith("127."))
+
+
+def exposure_warning(host: str, port: int) -> str | None:
+    """The warning to show before serving on a non-loopback interface; None on loopback.
+
+    MLflow's UI has no authentication: anyone who reaches the port can read every run,
+    artifact and prompt, and delete experiments through the REST API.
+    """
+    if not is_exposed(host):
+        return None
+    return (
+        f"WARNING: the MLflow UI has no authentication, and --host {host} makes it reachable "
+        f"from other machines on port {port}: anyone who can connect can read and delete runs. "
+        "Use the default --host 127.0.0.1 (and an SSH tunnel) unless this network is trusted."
+    )
+
+
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI, None for other stores (server, PostgreSQL)."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None
+    return Path(tracking_uri[len(prefix) :].split("?", 1)[0])
+
+
+def check_store(tracking_uri: str) -> None:
+    """Refuse a SQLite store that does not exist (MLflow would create an empty one)."""
+    path = sqlite_path(tracking_uri)
+    if path is not None and not path.is_file():
+        raise AdvisorInputError(
+            f"no MLflow store at {path}",
+            where="--tracking-uri",
+            fix="run `advisor tune studies/X.yaml` first (it records into mlruns/ of the "
+            "current folder), or pass --tracking-uri sqlite:////abs/path/mlruns/mlflow.db",
+        )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail early and clearly when `host:port` is already taken (e.g. another UI)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As uvicorn does: a port left in TIME_WAIT by a stopped UI is free to reuse.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise AdvisorInputError(
+                f"cannot listen on {host}:{port}: {error.strerror or error}",
+                where="--port",
+                fix=f"stop what uses that port or pick another one, e.g. --port {free_port(host)}",
+            ) from None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS reports free right now (for tests and for the error message's hint)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _local_host(host: str) -> str:
+    # A server bound to every interface is probed (and shown) through loopback.
+    if host in _ANY_ADDRESS:
+        return "::1" if host == "::" else "127.0.0.1"
+    return host
+
+
+def _url(host: str, port: int) -> str:
+    host = _local_host(host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def project_tracking_uri(root: Path | None = None) -> str:
+    """The project's default MLflow store (`sqlite:///<root>/mlruns/mlflow.db`, root = cwd).
+
+    Resolved through `Stores.resolve`, the one place that defines it; that call creates
+    `mlruns/`, which is removed again when it was not there before (a UI started in the wrong
+    folder should leave nothing behind).
+    """
+    from advisor.tracking import Stores
+
+    folder = (root or Path.cwd()) / "mlruns"
+    existed = folder.exists()
+    uri = Stores.resolve(root=root).tracking_uri
+    if not existed:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    return uri
+
+
+def default_artifact_root(tracking_uri: str) -> str | None:
+    """`<store folder>/artifacts` for a SQLite store: where `advisor tune` puts artifacts."""
+    path = sqlite_path(tracking_uri)
+    return (path.parent / "artifacts").resolve().as_uri() if path is not None else None
+
+
+class UiServer:
+    """A running `mlflow ui`; a context manager that stops it (and its workers) on exit.
+
+    The server's output goes to a log file; its last lines are quoted when it fails to start.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 5000,
+        workers: int = 1,
+        artifact_root: str | None = None,
+        startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S,
+    ) -> None:
+        if workers < 1:
+            raise AdvisorInputError(f"workers must be >= 1, got {workers}", where="workers")
+        self.tracking_uri = tracking_uri
+        self.host = host
+        self.port = port
+        self.workers = workers
+        self.artifact_root = artifact_root or default_artifact_root(tracking_uri)
+        self.startup_timeout_s = startup_timeout_s
+        self.url = _url(host, port)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+
+    def command(self) -> list[str]:
+        """The `mlflow ui` command line (runs with the interpreter advisor runs in)."""
+        cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", self.tracking_uri]
+        cmd += ["--host", self.host, "--port", str(self.port), "--workers", str(self.workers)]
+        if self.artifact_root:
+            # Runs of `advisor tune` keep file:// artifact URIs, which the server reads directly
+            # (list/download in the run page); no proxy needed, so none is offered.
+            cmd += ["--default-artifact-root", self.artifact_root, "--no-serve-artifacts"]
+        return cmd
+
+    def start(self) -> UiServer:
+        """Start the server and block until `GET /health` answers; raise with its log if not."""
+        check_store(self.tracking_uri)
+        check_port_free(self.host, self.port)
+        fd, log = tempfile.mkstemp(prefix="advisor-ui-", suffix=".log")
+        self.log_path = Path(log)
+        store = sqlite_path(self.tracking_uri)
+        with os.fdopen(fd, "wb") as out:
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                # Its own process group: stop() signals the server and its workers together.
+                start_new_session=True,
+                # Anything MLflow writes relative to cwd lands next to the store, not in ours.
+                cwd=str(store.parent) if store is not None else None,
+            )
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_healthy(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AdvisorInputError(
+                    f"`mlflow ui` exited with code {self.process.returncode} before serving "
+                    f"{self.url}; its last log lines:\n{self.log_tail()}",
+                    fix="read the log above; check --tracking-uri and --port",
+                )
+            if self.healthy():
+                return
+            time.sleep(0.5)
+        raise AdvisorInputError(
+            f"`mlflow ui` did not answer {self.url}/health within {self.startup_timeout_s:.0f} s; "
+            f"its last log lines:\n{self.log_tail()}",
+            fix="read the log above; a busy machine may need a longer startup timeout",
+        )
+
+    def healthy(self) -> bool:
+        """Whether the server answers `GET /health` now."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def alive(self) -> bool:
+        """Whether the server process is still running."""
+        return self.process is not None and self.process.poll() is None
+
+    def wait(self, poll_s: float = 1.0) -> int | None:
+        """Block until the server exits; its exit code. Ctrl-C propagates as KeyboardInterrupt.
+
+        SIGTERM (`kill`, a service manager) is turned into KeyboardInterrupt too, so the
+        caller's `with` block still stops the server: the server runs in its own process
+        group and would otherwise outlive us.
+        """
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
+        try:
+            while self.alive():
+                time.sleep(poll_s)
+        finally:
+            if on_main_thread:
+                signal.signal(signal.SIGTERM, previous)
+        return self.process.returncode if self.process is not None else None
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines the server wrote (startup errors, tracebacks)."""
+        if self.log_path is None or not self.log_path.is_file():
+            return "(no log)"
+        with self.log_path.open(encoding="utf-8", errors="replace") as log:
+            tail = deque(log, maxlen=lines)
+        return "".join(tail).rstrip() or "(empty log)"
+
+    def stop(self) -> None:
+        """TERM the server's process group, then KILL what is left after a grace period."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            _signal_group(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                _signal_group(process.pid, signal.SIGKILL)
+                process.wait(timeout=STOP_GRACE_S)
+        if process is not None:
+            # Workers may outlive the server's main process: make sure the group is gone.
+            _signal_group(process.pid, signal.SIGKILL)
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
+            self.log_path = None
+
+    def __enter__(self) -> UiServer:
+        return self if self.alive() else self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def start_ui(
+    tracking_uri: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    workers: int = 1,
+    artifact_root: str | None = None,
+    startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S,
+) -> UiServer:
+    """Start the MLflow UI over `tracking_uri` and return it once healthy; use it as a
+    context manager (`with start_ui(uri) as ui: ... ui.url`) so it is always stopped."""
+    server = UiServer(
+        tracking_uri,
+        host=host,
+        port=port,
+        workers=workers,
+        artifact_root=artifact_root,
+        startup_timeout_s=startup_timeout_s,
+    )
+    return server.start()
