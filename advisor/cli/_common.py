@@ -19,8 +19,11 @@ from advisor.errors import AdvisorInputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console()
-err_console = Console(stderr=True)
+# Rich falls back to 80 columns when output is not a terminal; logs and CI have room for
+# wider tables, which stay readable instead of wrapping every cell.
+_LOG_WIDTH = 120
+console = Console(width=None if sys.stdout.isatty() else _LOG_WIDTH)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else _LOG_WIDTH)
 
 
 def user_errors(func: F) -> F:

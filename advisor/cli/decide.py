@@ -244,7 +244,11 @@ def estimate_command(
         return
     from rich.table import Table
 
-    table = Table(title=f"{est.method} on {shape.name} ({shape.num_params / 1e9:.2f} B params)")
+    console.print(
+        f"[bold]{est.method}[/] on {shape.name} ({shape.num_params / 1e9:.2f} B params): "
+        "training memory"
+    )
+    table = Table()
     table.add_column("component")
     table.add_column("GB", justify="right")
     for name, gb in est.breakdown.items():

@@ -21,10 +21,25 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
     return format(value, spec) if isinstance(value, float) else str(value)
 
 
+_SHORT = {
+    "r": lambda v: f"r={v}",
+    "alpha_ratio": lambda v: f"α={v:g}r",
+    "lora_alpha": lambda v: f"α={v:g}",
+    "learning_rate": lambda v: f"lr={v:.1e}",
+    "lora_dropout": lambda v: f"drop={v:g}",
+    "target_modules": lambda v: str(v),
+}
+
+
 def _params(params: dict[str, Any]) -> str:
+    """Compact, so a row fits an 80-column log: `r=16 α=2r lr=3.0e-03 all_linear`."""
     shown = []
     for key, value in params.items():
-        shown.append(f"{key}={value:.2g}" if isinstance(value, float) else f"{key}={value}")
+        short = _SHORT.get(key)
+        if short is not None:
+            shown.append(short(value))
+        else:
+            shown.append(f"{key}={value:.2g}" if isinstance(value, float) else f"{key}={value}")
     return " ".join(shown)
 
 
@@ -61,7 +76,11 @@ class LiveTable:
                 title += f" · baseline {self.summary.baseline_score:.3f}"
         table = Table(title=title, title_justify="left", expand=False)
         for column in ("#", "parameters", "state", "step", "eval loss", "score", "gain", "wall s"):
-            table.add_column(column, justify="right" if column not in ("parameters",) else "left")
+            table.add_column(
+                column,
+                justify="left" if column == "parameters" else "right",
+                no_wrap=column == "parameters",
+            )
         best = self._best()
         for number in sorted(self.rows):
             row = self.rows[number]
