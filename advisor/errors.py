@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from runners.errors import InputError
 
-class AdvisorInputError(ValueError):
+
+class AdvisorInputError(InputError):
     """Bad input: names what is wrong (option, field, file, line) and how to fix it.
 
     Raised by library code for anything the user can correct; never for bugs. The CLI prints
@@ -11,13 +13,4 @@ class AdvisorInputError(ValueError):
     """
 
     exit_code = 2
-
-    def __init__(self, message: str, *, fix: str | None = None, where: str | None = None):
-        self.message = message
-        self.fix = fix
-        self.where = where
-        super().__init__(self.render())
-
-    def render(self) -> str:
-        head = f"{self.where}: {self.message}" if self.where else self.message
-        return f"{head}\n  fix: {self.fix}" if self.fix else head
+    fix_format = "\n  fix: {fix}"

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from advisor.trials import COSTS
+from advisor.trials import COSTS, state_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from advisor.compare import Comparison
@@ -27,8 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 GOOD_ENOUGH = 0.9
 """A cheaper trial is worth naming in the decision when it reaches this share of the best score."""
-
-_STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
 
 
 @dataclass
@@ -178,7 +176,7 @@ def display_params(params: dict[str, Any]) -> dict[str, Any]:
 
 def _row(trial: Any, baseline: float | None) -> ReportRow:
     attrs = trial.user_attrs
-    state = _STATES.get(trial.state.name, trial.state.name.lower())
+    state = state_of(trial)
     score = attrs.get("score")
     return ReportRow(
         number=trial.number,

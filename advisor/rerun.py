@@ -25,7 +25,7 @@ from advisor.errors import AdvisorInputError
 from advisor.provenance import file_sha256, package_versions
 from advisor.records import RecordedStudy, open_recorded_study
 from advisor.tracking import ROLE, STUDY, TRIAL, Stores
-from advisor.trials import TuneObserver
+from advisor.trials import TuneObserver, state_of
 
 TOLERANCE = 1e-6
 
@@ -259,16 +259,13 @@ def rerun(
     return report
 
 
-_STATE = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
-
-
 def _drift(old: Any, new: Any) -> TrialDrift:
     return TrialDrift(
         original=old.number,
         rerun=new.number,
         params=dict(old.params),
         same_params=dict(old.params) == dict(new.params),
-        state=(_STATE.get(old.state.name, old.state.name), _STATE.get(new.state.name, "?")),
+        state=(state_of(old), state_of(new)),
         score=(old.user_attrs.get("score"), new.user_attrs.get("score")),
         eval_loss=(old.user_attrs.get("eval_loss"), new.user_attrs.get("eval_loss")),
     )

@@ -116,13 +116,18 @@ def objective_value(name: str, result: TrialResult, derived: dict[str, float]) -
 _STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
 
 
+def state_of(trial: Any) -> str:
+    """An Optuna trial's state in advisor's words: complete, pruned, failed, running, waiting."""
+    return _STATES.get(trial.state.name, trial.state.name.lower())
+
+
 def row_from_frozen(trial: Any) -> TrialRow:
     """A row from an Optuna FrozenTrial and the user attributes tune stored on it."""
     attrs = trial.user_attrs
     return TrialRow(
         number=trial.number,
         params=dict(trial.params),
-        state=_STATES.get(trial.state.name, trial.state.name.lower()),
+        state=state_of(trial),
         score=attrs.get("score"),
         eval_loss=attrs.get("eval_loss"),
         wall_seconds=attrs.get("wall_seconds"),

@@ -1,16 +1,18 @@
-"""Errors a trial raises for problems the user can fix.
+"""Errors for problems the user can fix, shared by runners and advisor.
 
-`runners` must not import `advisor`, so it has its own error type. It is a `ValueError` like
-`advisor.errors.AdvisorInputError`; the orchestrator can map one onto the other. The message names
-the field or file at fault and says how to fix it, so a failed trial is actionable from its
-`TrialResult.error` alone.
+`InputError` is the one base: it names where the problem is (an option, a YAML field, a file),
+what is wrong, and the fix. `runners` must not import `advisor`, so the base lives here and
+`advisor.errors.AdvisorInputError` extends it (the CLI maps any `InputError` to exit code 2).
+A trial's `TrialResult.error` is a single line, so `TrialInputError` renders the fix inline.
 """
 
 from __future__ import annotations
 
 
-class TrialInputError(ValueError):
-    """Bad trial input: a missing file, an unknown field, method or module, an unusable device."""
+class InputError(ValueError):
+    """Bad input the user can correct; never a bug."""
+
+    fix_format = " (fix: {fix})"
 
     def __init__(self, message: str, *, fix: str | None = None, where: str | None = None):
         self.message = message
@@ -20,4 +22,8 @@ class TrialInputError(ValueError):
 
     def render(self) -> str:
         head = f"{self.where}: {self.message}" if self.where else self.message
-        return f"{head} (fix: {self.fix})" if self.fix else head
+        return head + self.fix_format.format(fix=self.fix) if self.fix else head
+
+
+class TrialInputError(InputError):
+    """Bad trial input: a missing file, an unknown field, method or module, an unusable device."""

@@ -191,11 +191,13 @@ def test_register_best_adds_a_version_per_call(recorded_study, tmp_path, monkeyp
     root = tmp_path / "copy"
     shutil.copytree(recorded_study["root"], root)
     recorded = open_recorded_study("recorded", root=root)
-    assert register_best(recorded) == ("recorded-adapter", "1")
+    # `advisor tune` registered the best adapter as version 1 when the study ended.
+    assert recorded_study["summary"].registered_model == "recorded-adapter/1"
     assert register_best(recorded) == ("recorded-adapter", "2")
+    assert register_best(recorded) == ("recorded-adapter", "3")
     run_id = recorded.trial_run_id(0)
     versions = recorded.tracker.client.search_model_versions("name='recorded-adapter'")
-    assert sorted(str(v.version) for v in versions) == ["1", "2"]
+    assert sorted(str(v.version) for v in versions) == ["1", "2", "3"]
     assert {v.run_id for v in versions} == {run_id}
     assert all(v.source.endswith("/adapter") for v in versions)
     assert {v.tags["advisor.trial"] for v in versions} == {"0"}
@@ -206,4 +208,4 @@ def test_register_best_adds_a_version_per_call(recorded_study, tmp_path, monkeyp
     )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert payload["registered"] == ["recorded-adapter", "3"] and payload["trial"] == 0
+    assert payload["registered"] == ["recorded-adapter", "4"] and payload["trial"] == 0

@@ -19,9 +19,11 @@ from advisor.tracking import ROLE, STATE
 
 
 def _running_trial(storage: str, name: str) -> bool:
+    if not Path(storage.removeprefix("sqlite:///")).exists():
+        return False
     try:
         study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
+    except KeyError:  # the study is not created yet
         return False
     states = [t.state for t in study.get_trials(deepcopy=False)]
     return optuna.trial.TrialState.RUNNING in states

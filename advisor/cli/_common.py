@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from advisor.errors import AdvisorInputError
+from runners.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,17 +27,17 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else _LOG_W
 
 
 def user_errors(func: F) -> F:
-    """Turn `AdvisorInputError` into a red message on stderr and exit code 2 (bad input)."""
+    """Turn an `InputError` (advisor's or a runner's) into a red message and exit code 2."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except AdvisorInputError as error:
+        except InputError as error:
             # escape: messages quote YAML like `[metric]`, which rich would read as markup.
             message = escape(str(error))
             err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=error.exit_code) from None
+            raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
 
