@@ -338,7 +338,9 @@ def describe_params(params: dict[str, Any]) -> str:
 def _cost_phrase(row: ReportRow) -> str:
     """GPU-hours on a GPU; on CPU the wall time, device-hours and dollars."""
     wall = row.wall_seconds or 0.0
-    dollars = f", ${row.cost_usd:.2f}" if row.cost_usd else ""
+    # Cents hide CPU-sized costs ($0.003 shows as $0.00): keep two significant digits below $1.
+    cost = row.cost_usd
+    dollars = (f", ${cost:.2f}" if cost >= 1 else f", ${cost:.2g}") if cost else ""
     if row.device and row.device.startswith("cuda"):
         return f"{row.gpu_hours or wall / 3600:.2g} GPU-hours{dollars}"
     device = (row.device or "cpu").upper()
