@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,15 +19,17 @@ from support import write_tiny_study
 from advisor.tracking import ROLE, STATE
 
 
-def _running_trial(storage: str, name: str) -> bool:
-    if not Path(storage.removeprefix("sqlite:///")).exists():
+def _running_trial(db: Path) -> bool:
+    """Read-only look at the Optuna SQLite file: opening it through Optuna would initialise the
+    schema and race the `tune` process creating it."""
+    if not db.exists():
         return False
     try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:  # the study is not created yet
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            states = conn.execute("SELECT state FROM trials").fetchall()
+    except sqlite3.OperationalError:  # tables not created yet
         return False
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    return optuna.trial.TrialState.RUNNING in states
+    return ("RUNNING",) in states
 
 
 @pytest.mark.skipif(os.name != "posix", reason="signals")
@@ -42,7 +45,7 @@ def test_ctrl_c_fails_the_running_trial_and_the_study_continues(
         command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 120
-    while not _running_trial(storage, "intr"):
+    while not _running_trial(tmp_path / "mlruns" / "optuna.db"):
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "no trial started"
         time.sleep(0.5)
