@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,49 @@ def _describe_exit(code: int) -> str:
     return f"runner exited with code {code} without writing a result"
 
 
+@dataclass(frozen=True)
+class TrialLimits:
+    """Limits on one trial process (the study's `trial:` section)."""
+
+    timeout_s: float | None = None
+    max_memory_gb: float | None = None
+
+    def preexec(self) -> Callable[[], None] | None:
+        """Runs in the child before exec: caps its address space (POSIX only)."""
+        if self.max_memory_gb is None:
+            return None
+        limit = int(self.max_memory_gb * 2**30)
+
+        def cap() -> None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+        return cap
+
+
+_MEMORY_SIGNS = ("MemoryError", "can't allocate memory", "out of memory", "Cannot allocate memory")
+
+
+def _explain(result: TrialResult, limits: TrialLimits, timed_out: bool, log: Path) -> TrialResult:
+    """Name the limit a failed trial ran into, so the reason reads as the cause, not a symptom."""
+    if timed_out:
+        result.state = "failed"
+        result.error = (
+            f"TrialTimeout: stopped after the per-trial limit of {limits.timeout_s:g} s "
+            "(trial.timeout_s); raise it, or lower train.max_steps"
+        )
+    elif limits.max_memory_gb is not None and result.state == "failed":
+        text = (result.error or "") + _tail(log, 40)
+        if any(sign in text for sign in _MEMORY_SIGNS):
+            result.error = (
+                f"OutOfMemory: the trial needed more than trial.max_memory_gb = "
+                f"{limits.max_memory_gb:g} GB; lower train.batch_size or train.max_seq_length, "
+                f"or raise the limit ({(result.error or '').splitlines()[0][:300]})"
+            )
+    return result
+
+
 def run_trial_process(
     config: TrialConfig,
     workdir: Path,
@@ -95,6 +139,7 @@ def run_trial_process(
     on_event: EventHandler | None = None,
     python: str = sys.executable,
     command: list[str] | None = None,
+    limits: TrialLimits | None = None,
 ) -> TrialResult:
     """Run `config` in a fresh interpreter and return its result (never raises for a bad trial).
 
@@ -102,7 +147,10 @@ def run_trial_process(
     (phase changes, training logs). A runner that dies without a result gives a failed result
     naming the exit code and the tail of its log. KeyboardInterrupt stops the child, then
     propagates. `command` replaces `python -m runners` (it gets CONFIG and RESULT appended).
+    `limits` stops the trial after `timeout_s` and caps its memory; either gives a failed
+    result that names the limit.
     """
+    limits = limits or TrialLimits()
     files = TrialFiles(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     files.config.write_text(config.to_json())
@@ -117,7 +165,14 @@ def run_trial_process(
             bufsize=1,
             env=_child_env(),
             start_new_session=True,
+            preexec_fn=limits.preexec(),
         )
+        expired = threading.Event()
+        watchdog = None
+        if limits.timeout_s is not None:
+            watchdog = threading.Timer(limits.timeout_s, lambda: (expired.set(), _stop(process)))
+            watchdog.daemon = True
+            watchdog.start()
         try:
             assert process.stdout is not None and process.stdin is not None
             for line in process.stdout:
@@ -140,10 +195,15 @@ def run_trial_process(
         except BaseException:
             _stop(process)
             raise
-    if files.result.exists():
-        return TrialResult.read(files.result)
-    return TrialResult(
-        state="failed",
-        metric=config.eval.metric,
-        error=f"{_describe_exit(code)}; last lines of {files.log}:\n{_tail(files.log)}",
-    )
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+    if files.result.exists() and not expired.is_set():
+        result = TrialResult.read(files.result)
+    else:
+        result = TrialResult(
+            state="failed",
+            metric=config.eval.metric,
+            error=f"{_describe_exit(code)}; last lines of {files.log}:\n{_tail(files.log)}",
+        )
+    return _explain(result, limits, expired.is_set(), files.log)

@@ -27,6 +27,7 @@ from advisor.errors import AdvisorInputError
 from advisor.optuna_backend import Param
 from advisor.provenance import file_sha256, git_commit, package_versions
 from advisor.tracking import Stores, StudyTracker
+from advisor.trial_process import TrialLimits
 from advisor.trials import (
     COSTS,
     NullObserver,
@@ -211,6 +212,7 @@ class StudyPlan:
     spec_hash: str
     data_hashes: dict[str, str]
     n_startup: int
+    limits: TrialLimits
 
     @classmethod
     def build(cls, spec: Any, spec_path: Path, root: Path | None = None) -> StudyPlan:
@@ -244,6 +246,9 @@ class StudyPlan:
                 "eval": file_sha256(spec.data.eval),
             },
             n_startup=int(spec.optuna.n_startup_trials),
+            limits=TrialLimits(
+                timeout_s=spec.trial.timeout_s, max_memory_gb=spec.trial.max_memory_gb
+            ),
         )
 
 
@@ -309,7 +314,7 @@ def _ensure_baseline(
     row = TrialRow(number=-1, params={"baseline": True}, run_id=run_id, phase="baseline")
     observer.trial_started(row)
     try:
-        result = _run(config, workdir, row, observer, tracker, run_id, None, python)
+        result = _run(config, workdir, row, observer, tracker, run_id, None, python, plan.limits)
     except KeyboardInterrupt:
         tracker.abort_run(run_id, reason="interrupted (Ctrl-C)")
         raise
@@ -338,6 +343,7 @@ def _run(
     run_id: str,
     on_eval: Callable[[int, float], bool] | None,
     python: str,
+    limits: TrialLimits,
 ) -> TrialResult:
     """Run one trial process, streaming its eval losses and training logs into MLflow."""
     from advisor.trial_process import run_trial_process
@@ -362,7 +368,7 @@ def _run(
         observer.trial_progress(row)
 
     return run_trial_process(
-        config, workdir, on_eval=handle_eval, on_event=handle_event, python=python
+        config, workdir, on_eval=handle_eval, on_event=handle_event, python=python, limits=limits
     )
 
 
@@ -417,7 +423,15 @@ class _Objective:
 
         try:
             result = _run(
-                config, workdir, row, self.observer, self.tracker, run_id, on_eval, self.python
+                config,
+                workdir,
+                row,
+                self.observer,
+                self.tracker,
+                run_id,
+                on_eval,
+                self.python,
+                plan.limits,
             )
         except KeyboardInterrupt:
             row.state, row.error = "failed", "interrupted (Ctrl-C)"

@@ -33,7 +33,7 @@ def write_tiny_study(tmp_path: Path, model: Path, name: str, **overrides) -> Pat
         "cost": {"price_per_hour": 3.6},
     }
     for key, value in overrides.items():
-        spec[key] = {**spec[key], **value} if isinstance(value, dict) else value
+        spec[key] = {**spec.get(key, {}), **value} if isinstance(value, dict) else value
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path

@@ -97,3 +97,36 @@ def test_a_killed_runner_is_reported_as_such(tmp_path: Path) -> None:
     result = run_trial_process(CONFIG, tmp_path / "w", command=_script(tmp_path, killed))
     assert result.state == "failed"
     assert "SIGKILL" in result.error and "out-of-memory" in result.error
+
+
+def test_a_trial_over_its_timeout_is_stopped_and_says_so(tmp_path: Path) -> None:
+    import time
+
+    from advisor.trial_process import TrialLimits
+
+    sleepy = "import time\nprint('training...', flush=True)\ntime.sleep(60)\n"
+    started = time.monotonic()
+    result = run_trial_process(
+        CONFIG,
+        tmp_path / "w",
+        command=_script(tmp_path, sleepy),
+        limits=TrialLimits(timeout_s=1.5),
+    )
+    assert time.monotonic() - started < 20
+    assert result.state == "failed"
+    assert "TrialTimeout" in result.error and "trial.timeout_s" in result.error
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS")
+def test_a_trial_over_its_memory_cap_fails_as_out_of_memory(tmp_path: Path) -> None:
+    from advisor.trial_process import TrialLimits
+
+    hungry = "block = bytearray(2 * 2**30)\nprint(len(block))\n"
+    result = run_trial_process(
+        CONFIG,
+        tmp_path / "w",
+        command=_script(tmp_path, hungry),
+        limits=TrialLimits(max_memory_gb=0.5),
+    )
+    assert result.state == "failed"
+    assert result.error.startswith("OutOfMemory") and "trial.max_memory_gb = 0.5" in result.error

@@ -200,6 +200,20 @@ class OptunaSpec(Section):
     )
 
 
+class TrialLimitsSpec(Section):
+    """Limits on each trial's process: a trial over them is recorded failed, the study goes on."""
+
+    timeout_s: float | None = Field(
+        None, gt=0, description="Stop a trial (and record it failed) after this many seconds."
+    )
+    max_memory_gb: float | None = Field(
+        None,
+        gt=0,
+        description="Cap the trial process's address space (RLIMIT_AS, POSIX): a trial that "
+        "needs more fails with 'out of memory' instead of taking the machine down.",
+    )
+
+
 ObjectiveName = Literal["metric", "wall_seconds", "peak_memory_mb", "trainable_params", "cost_usd"]
 
 
@@ -245,6 +259,9 @@ class StudySpec(Section):
     train: TrainSpec = Field(default_factory=TrainSpec, description="Per-trial budget.")
     eval: EvalSpec = Field(default_factory=EvalSpec, description="Metric measurement.")
     optuna: OptunaSpec = Field(default_factory=OptunaSpec, description="Sampler, pruner, trials.")
+    trial: TrialLimitsSpec = Field(
+        default_factory=TrialLimitsSpec, description="Per-trial time and memory limits."
+    )
     objectives: list[ObjectiveName] = Field(
         default_factory=lambda: ["metric"],
         description="[metric] or [metric, COST] with COST one of wall_seconds, peak_memory_mb, "

@@ -1,0 +1,40 @@
+"""Failure isolation: trials over their time limit fail with the reason, the study goes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from mlflow import MlflowClient
+from support import write_tiny_study
+
+from advisor.records import open_recorded_study
+from advisor.report import build_report
+from advisor.tracking import ROLE
+from advisor.tune import tune
+
+
+def test_trials_over_the_time_limit_fail_and_the_study_goes_on(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    # 3 s is less than a runner needs to import torch and trl: every trial hits the limit.
+    study_file = write_tiny_study(tmp_path, tiny_model, "limits", trial={"timeout_s": 3})
+    summary = tune(study_file, root=tmp_path)
+
+    assert [r.state for r in summary.rows] == ["failed", "failed"]
+    assert summary.baseline_score is None
+    study = optuna.load_study(
+        study_name="limits", storage=f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}"
+    )
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 2
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("limits").experiment_id])
+    trials = [r for r in runs if r.data.tags.get(ROLE) == "trial"]
+    assert len(trials) == 2
+    for run in trials:
+        assert run.info.status == "FAILED"
+        assert run.data.tags["advisor.error"].startswith("TrialTimeout")
+        assert "trial.log" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+    report = build_report(open_recorded_study("limits", root=tmp_path))
+    assert all("TrialTimeout" in (row.error or "") for row in report.rows)
