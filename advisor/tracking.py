@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from advisor.redact import redact_url
 from runners.config import TrialConfig, TrialResult
 
 ROLE = "advisor.role"
@@ -151,7 +152,7 @@ class StudyTracker:
             STUDY: study_name,
             "advisor.spec_hash": spec_hash,
             "advisor.seed": str(seed),
-            "advisor.optuna_storage": _redact(optuna_url),
+            "advisor.optuna_storage": redact_url(optuna_url),
             "optuna.study_name": study_name,
             **({"mlflow.source.git.commit": git_commit} if git_commit else {}),
             **{f"advisor.data_hash.{k}": v for k, v in data_hashes.items()},
@@ -427,13 +428,3 @@ class StudyTracker:
             self.client.log_artifact(self.parent_run_id, str(path), artifact_path=artifact_path)
             logged.append(f"{artifact_path}/{Path(path).name}")
         return logged
-
-
-def _redact(url: str) -> str:
-    """Hide a password in a database URL before it goes into a tag."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url

@@ -26,6 +26,7 @@ from typing import Any
 from advisor.errors import AdvisorInputError
 from advisor.optuna_backend import Param
 from advisor.provenance import file_sha256, git_commit, package_versions
+from advisor.redact import redact_url
 from advisor.tracking import Stores, StudyTracker
 from advisor.trial_process import TrialLimits
 from advisor.trials import (
@@ -115,7 +116,7 @@ def tune(
         metric=plan.metric,
         directions=plan.directions,
         objectives=plan.objectives,
-        stores=asdict(plan.stores),
+        stores={k: redact_url(v) for k, v in asdict(plan.stores).items()},
         parent_run_id=tracker.parent_run_id,
         rows=[row_from_frozen(t) for t in study.get_trials(deepcopy=False)],
     )

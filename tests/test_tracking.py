@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from advisor.tracking import PARENT, ROLE, STATE, Stores, StudyTracker, _redact
+from advisor.tracking import PARENT, ROLE, STATE, Stores, StudyTracker
 from runners.config import (
     DataConfig,
     EvalConfig,
@@ -132,8 +132,3 @@ def test_finished_baseline_roundtrips_the_result(stores: Stores) -> None:
     found = tracker.finished_baseline()
     assert found is not None and found[0] == run
     assert found[1].score == 0.125
-
-
-def test_redact_hides_passwords_only() -> None:
-    assert _redact("postgresql://bob:pw@host:5432/db") == "postgresql://bob:***@host:5432/db"
-    assert _redact("sqlite:///x.db") == "sqlite:///x.db"

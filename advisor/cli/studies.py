@@ -26,6 +26,7 @@ def _format_values(values: Any) -> str:
 
 def study_summary(path: Path, *, check_model: bool) -> dict[str, Any]:
     """Load, validate and (optionally) check target modules; a JSON-ready summary of the study."""
+    from advisor.redact import redact_url
     from advisor.study import (
         check_model_modules,
         fixed_parameters,
@@ -58,8 +59,8 @@ def study_summary(path: Path, *, check_model: bool) -> dict[str, Any]:
         "n_trials": spec.optuna.n_trials,
         "sampler": spec.optuna.sampler,
         "pruner": spec.optuna.pruner,
-        "storage": spec.storage or "sqlite:///mlruns/optuna.db (default)",
-        "tracking": spec.tracking.uri or "sqlite:///mlruns/mlflow.db (default)",
+        "storage": redact_url(spec.storage) or "sqlite:///mlruns/optuna.db (default)",
+        "tracking": redact_url(spec.tracking.uri) or "sqlite:///mlruns/mlflow.db (default)",
         "experiment": spec.tracking.experiment,
         "spec_hash": spec_hash(spec),
         "model_modules": modules,

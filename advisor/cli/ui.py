@@ -31,6 +31,7 @@ def ui(
     """Serve the MLflow UI over the study records (experiments, trial runs, curves, adapters)
     until Ctrl-C."""
     from advisor import ui as ui_lib
+    from advisor.redact import redact_url
 
     tracking_uri = tracking_uri or ui_lib.project_tracking_uri()
     ui_lib.check_store(tracking_uri)
@@ -38,7 +39,9 @@ def ui(
     if warning:
         err_console.print(f"[bold yellow]{escape(warning)}[/]", highlight=False, soft_wrap=True)
     console.print(
-        f"starting the MLflow UI over {escape(tracking_uri)} ...", highlight=False, soft_wrap=True
+        f"starting the MLflow UI over {escape(redact_url(tracking_uri))} ...",
+        highlight=False,
+        soft_wrap=True,
     )
     with ui_lib.start_ui(tracking_uri, host=host, port=port) as server:
         console.print(f"MLflow UI: {server.url}  (Ctrl-C to stop)", highlight=False)

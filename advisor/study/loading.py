@@ -314,8 +314,14 @@ def spec_hash(spec: StudySpec) -> str:
 
 def dump_resolved(spec: StudySpec) -> str:
     """YAML of the fully defaulted spec with absolute paths: the MLflow artifact, rerunnable."""
+    from advisor.redact import redact_url
+
     header = f"# resolved study {spec.name!r}, spec_hash {spec_hash(spec)}\n"
-    return header + yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False, width=100)
+    data = spec.model_dump(mode="json")
+    # It is logged to MLflow: no passwords (a rerun is given its stores, it does not read these).
+    data["storage"] = redact_url(data.get("storage"))
+    data["tracking"]["uri"] = redact_url(data["tracking"].get("uri"))
+    return header + yaml.safe_dump(data, sort_keys=False, width=100)
 
 
 def study_json_schema() -> dict[str, Any]:
