@@ -30,7 +30,6 @@ from advisor.redact import redact_url
 from advisor.tracking import Stores, StudyTracker
 from advisor.trial_process import TrialLimits
 from advisor.trials import (
-    COSTS,
     NullObserver,
     TrialFailedError,
     TrialRow,
@@ -232,7 +231,7 @@ class StudyPlan:
             spec=spec,
             spec_path=spec_path,
             stores=stores,
-            params=[_to_param(p) for p in study_mod.search_parameters(spec)],
+            params=study_mod.search_parameters(spec),
             available_modules=available,
             metric=spec.metric,
             method=spec.method,
@@ -254,29 +253,10 @@ class StudyPlan:
 
 
 def objectives_of(spec: Any) -> tuple[list[str], list[str]]:
-    """Objective names (`score` or `eval_loss` first, then a cost) and Optuna directions."""
+    """Objective names as tune records them (`score`, or `eval_loss` when that is the metric,
+    then the cost) and the spec's Optuna directions."""
     first = "eval_loss" if spec.metric == "eval_loss" else "score"
-    names = [first]
-    for item in spec.objectives or []:
-        cost = getattr(item, "cost", item)
-        if cost in COSTS and cost not in names:
-            names.append(cost)
-    first_direction = "minimize" if first == "eval_loss" else "maximize"
-    return names, [first_direction] + ["minimize"] * (len(names) - 1)
-
-
-def _to_param(p: Any) -> Param:
-    if isinstance(p, Param):
-        return p
-    return Param(
-        name=p.name,
-        kind=p.kind,
-        choices=tuple(p.choices or ()),
-        low=p.low,
-        high=p.high,
-        log=bool(p.log),
-        step=getattr(p, "step", None),
-    )
+    return [first, *spec.objectives[1:]], spec.directions()
 
 
 def _new_workdir(study: str, label: str) -> Path:

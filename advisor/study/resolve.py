@@ -9,9 +9,9 @@ a preset name (`attention_qv`) or explicit names joined by `+` (`q_proj+k_proj`)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from advisor.optuna_backend import Param
 from runners.config import (
     DataConfig,
     EvalConfig,
@@ -25,22 +25,11 @@ from .presets import encode_choice, resolve_target_modules
 from .space import FloatRange, IntRange, is_searched
 from .spec import StudySpec
 
+# The searched parameters are described in the tuner's own type: one definition, no conversion.
+ParamSpec = Param
+
 NUMERIC_PARAMS = ("r", "lora_alpha", "alpha_ratio", "learning_rate", "lora_dropout")
 PARAM_NAMES = (*NUMERIC_PARAMS, "target_modules")
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One searched parameter as plain data (field names match `optuna_backend.Param`)."""
-
-    name: str
-    kind: str
-    """categorical | float | int"""
-    choices: tuple[Any, ...] = ()
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
 
 
 def _values(spec: StudySpec) -> dict[str, Any]:
