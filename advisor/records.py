@@ -82,6 +82,22 @@ class RecordedStudy:
             ) from None
 
 
+def _refuse_missing_store(name: str, storage: str | None, root: Path | None) -> None:
+    """Refuse before anything is created: opening a SQLite store that is not there would make
+    an empty `mlruns/` and database, only to report that the study is not in it."""
+    url = storage or f"sqlite:///{(root or Path.cwd()) / 'mlruns' / 'optuna.db'}"
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    if not path.is_file():
+        raise AdvisorInputError(
+            f"no study named {name!r}: there is no Optuna store at {path}",
+            where="STUDY",
+            fix="run `advisor tune STUDY_FILE` first, or run this command in the folder that "
+            "holds the study's mlruns/ (or give the study file, whose storage: says where)",
+        )
+
+
 def open_recorded_study(
     study: str,
     *,
@@ -108,6 +124,7 @@ def open_recorded_study(
         experiment = spec.tracking.experiment
     else:
         name = study
+    _refuse_missing_store(name, storage, root)
     stores = Stores.resolve(
         optuna_url=storage, tracking_uri=tracking_uri, artifact_root=artifact_root, root=root
     )

@@ -19,3 +19,16 @@ def redact_url(url: str | None) -> str | None:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def redact_text(text: str, *urls: str | None) -> str:
+    """`text` with the password of each of `urls` replaced by `***` wherever it appears.
+
+    For messages that quote a URL or echo a driver's error, which may repeat the password.
+    """
+    for url in urls:
+        if url and "://" in url:
+            password = urlsplit(url).password
+            if password:
+                text = text.replace(password, "***")
+    return text

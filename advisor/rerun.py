@@ -13,6 +13,7 @@ tag `advisor.rerun_of` on its parent run. `trial=N` reruns one trial with its pa
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -212,6 +213,10 @@ def rerun(
     # Same stores and MLflow experiment as the original, so both sit side by side in the UI.
     experiment = recorded.tracker.client.get_experiment(recorded.tracker.experiment_id).name
     spec["name"] = new_name
+    # Studies logged before data.root existed: their (absolute) data paths were accepted then.
+    spec["data"].setdefault(
+        "root", os.path.commonpath([str(Path(spec["data"][r]).parent) for r in ("train", "eval")])
+    )
     spec["storage"] = recorded.stores.optuna_url
     spec["tracking"] = {
         **(spec.get("tracking") or {}),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -198,6 +199,7 @@ def shape_from_hf_config(config: dict[str, Any], name: str) -> ModelShape:
 _SCALARS: dict[int, str] = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
                             10: "<Q", 11: "<q", 12: "<d"}  # fmt: skip
 _STRING, _ARRAY = 8, 9
+_VERSIONS = (2, 3)  # version 1 (2023, u32 counts) is laid out differently
 
 
 def _read(stream: BinaryIO, fmt: str) -> Any:
@@ -208,8 +210,20 @@ def _read(stream: BinaryIO, fmt: str) -> Any:
     return struct.unpack(fmt, data)[0]
 
 
+def _check_room(stream: BinaryIO, needed: int, what: str) -> None:
+    """Refuse a count or length larger than the rest of the file.
+
+    A corrupt header must fail here, not as a read of 2**60 bytes (MemoryError) or a loop of 2**60
+    iterations; small reads need no check, they fail at the end of the file by themselves.
+    """
+    if needed > 1 << 16 and needed > os.fstat(stream.fileno()).st_size - stream.tell():
+        raise EOFError(f"truncated or corrupt GGUF header ({what} runs past the end of the file)")
+
+
 def _read_string(stream: BinaryIO) -> str:
-    return stream.read(_read(stream, "<Q")).decode("utf-8", errors="replace")
+    length = _read(stream, "<Q")
+    _check_room(stream, length, "a string")
+    return stream.read(length).decode("utf-8", errors="replace")
 
 
 def _read_value(stream: BinaryIO, kind: int) -> Any:
@@ -219,20 +233,32 @@ def _read_value(stream: BinaryIO, kind: int) -> Any:
     if kind == _ARRAY:
         item_kind, count = _read(stream, "<I"), _read(stream, "<Q")
         if item_kind in _SCALARS:
-            stream.seek(struct.calcsize(_SCALARS[item_kind]) * count, 1)
+            size = struct.calcsize(_SCALARS[item_kind]) * count
+            _check_room(stream, size, "an array")
+            stream.seek(size, 1)
         else:
+            _check_room(stream, 8 * count, "an array")  # every item is at least 8 bytes
             for _ in range(count):
                 _read_value(stream, item_kind)
         return count
+    if kind not in _SCALARS:
+        raise ValueError(f"corrupt GGUF header (unknown value type {kind})")
     return _read(stream, _SCALARS[kind])
 
 
 def read_gguf_header(path: Path) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
-    """Metadata key/values and tensor name -> dims of a GGUF file, without reading tensor data."""
+    """Metadata key/values and tensor name -> dims of a GGUF file, without reading tensor data.
+
+    Raises ValueError or EOFError (never MemoryError or a long loop) on a corrupt or truncated
+    file: counts and lengths are checked against the file's size before they are used.
+    """
     with path.open("rb") as stream:
         if stream.read(4) != b"GGUF":
-            raise ValueError("not a GGUF file (bad magic)")
-        _version, n_tensors, n_kv = _read(stream, "<I"), _read(stream, "<Q"), _read(stream, "<Q")
+            raise ValueError("not a GGUF file (it does not start with the bytes 'GGUF')")
+        version, n_tensors, n_kv = _read(stream, "<I"), _read(stream, "<Q"), _read(stream, "<Q")
+        if version not in _VERSIONS:
+            raise ValueError(f"unsupported GGUF version {version} (this reader knows 2 and 3)")
+        _check_room(stream, 8 * (n_kv + n_tensors), "the key/tensor count")
         meta = {}
         for _ in range(n_kv):
             key = _read_string(stream)
@@ -240,7 +266,9 @@ def read_gguf_header(path: Path) -> tuple[dict[str, Any], dict[str, tuple[int, .
         tensors = {}
         for _ in range(n_tensors):
             name = _read_string(stream)
-            dims = tuple(_read(stream, "<Q") for _ in range(_read(stream, "<I")))
+            n_dims = _read(stream, "<I")
+            _check_room(stream, 8 * n_dims, "a tensor's dimensions")
+            dims = tuple(_read(stream, "<Q") for _ in range(n_dims))
             _read(stream, "<I"), _read(stream, "<Q")
             tensors[name] = dims
     return meta, tensors

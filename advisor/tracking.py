@@ -58,16 +58,76 @@ class Stores:
         """Fill unset stores with the embedded defaults under `<root>/mlruns/` (root = cwd).
 
         Paths are made absolute so a trial subprocess or `advisor ui` started elsewhere
-        points at the same files. The folder is created on first use.
+        points at the same files. The folder is created when a store is first opened.
         """
         base = (root or Path.cwd()) / "mlruns"
-        if optuna_url is None or tracking_uri is None or artifact_root is None:
-            base.mkdir(parents=True, exist_ok=True)
+        if artifact_root is None and tracking_uri and tracking_uri.startswith(("http:", "https:")):
+            artifact_root = ""  # a tracking server stores (or proxies) artifacts itself
+        # Nothing is created here: the SQLite files' folder appears when a store is first
+        # opened, so a command refused before that leaves no empty mlruns/ behind.
         return cls(
             optuna_url=optuna_url or f"sqlite:///{(base / 'optuna.db').resolve()}",
             tracking_uri=tracking_uri or f"sqlite:///{(base / 'mlflow.db').resolve()}",
-            artifact_root=artifact_root or (base / "artifacts").resolve().as_uri(),
+            artifact_root=(base / "artifacts").resolve().as_uri()
+            if artifact_root is None
+            else artifact_root,
         )
+
+
+def make_sqlite_parent(url: str) -> None:
+    """Create the folder of a `sqlite:///` database file (a store's first use)."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :].split("?", 1)[0]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def check_tracking_reachable(uri: str, timeout_s: float = 10.0) -> None:
+    """Refuse (exit 2) an MLflow store that cannot be reached, before anything is written.
+
+    MLflow retries an unreachable database or server for minutes with backoff; a user who
+    mistyped a host should hear so in seconds, with the password kept out of the message.
+    """
+    from advisor.errors import AdvisorInputError
+    from advisor.redact import redact_text
+
+    def refuse(error: Exception) -> None:
+        raise AdvisorInputError(
+            f"cannot reach the MLflow tracking store {redact_url(uri)!r}: "
+            f"{type(error).__name__}: {redact_text(str(error), uri)[:500]}",
+            where="tracking.uri",
+            fix="start the MLflow server (`mlflow server --backend-store-uri postgresql://...`) "
+            "or fix host, port and credentials; leave it out for the local SQLite store",
+        ) from error
+
+    if uri.startswith(("http://", "https://")):
+        import urllib.request
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(uri)
+        host = parts.netloc.rsplit("@", 1)[-1]  # credentials go in a header, not the URL
+        health = urlunsplit(parts._replace(netloc=host, path=parts.path.rstrip("/") + "/health"))
+        request = urllib.request.Request(health)
+        if parts.username:
+            import base64
+
+            token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s):
+                return
+        except Exception as error:
+            refuse(error)
+    elif "://" in uri and not uri.startswith(("sqlite:", "file:")):
+        import sqlalchemy
+
+        try:
+            engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": int(timeout_s)})
+            with engine.connect():
+                pass
+            engine.dispose()
+        except Exception as error:
+            refuse(error)
 
 
 def _quiet_mlflow() -> None:
@@ -101,11 +161,14 @@ class StudyTracker:
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
+        make_sqlite_parent(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
+            # With a tracking server and no artifact root, the server decides (it may proxy).
+            location = f"{artifact_root.rstrip('/')}/{experiment}" if artifact_root else None
             self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=f"{artifact_root.rstrip('/')}/{experiment}"
+                experiment, artifact_location=location
             )
         else:
             self.experiment_id = found.experiment_id
@@ -122,6 +185,10 @@ class StudyTracker:
             max_results=1,
         )
         return runs[0].info.run_id if runs else None
+
+    def join_study(self, study_name: str, parent_run_id: str) -> None:
+        """Attach to the parent run another process created (a worker joining a study)."""
+        self.study_name, self.parent_run_id = study_name, parent_run_id
 
     def start_study(
         self,
@@ -278,6 +345,7 @@ class StudyTracker:
             "total_params": float(result.total_params),
             "trainable_percent": result.trainable_percent,
             "adapter_mb": result.adapter_mb,
+            "world_size": float(result.world_size),  # processes that trained it (trial.processes)
             **derived,
         }
         if result.state == "failed":
@@ -333,14 +401,20 @@ class StudyTracker:
                     return run.info.run_id, TrialResult.from_dict(raw)
         return None
 
-    def reconcile(self, live_trial_numbers: Iterable[int] = ()) -> list[str]:
+    def reconcile(
+        self, live_trial_numbers: Iterable[int] = (), roles: Iterable[str] = ("trial", "baseline")
+    ) -> list[str]:
         """Close child runs left RUNNING by a killed process (SIGKILL leaves them RUNNING).
 
-        Runs of trials in `live_trial_numbers` are left alone. Returns the run ids closed.
+        Runs of trials in `live_trial_numbers` (still running in Optuna, maybe on another
+        worker) are left alone; so are runs of roles not in `roles`. Returns the run ids closed.
         """
         live = {str(n) for n in live_trial_numbers}
+        wanted = set(roles)
         closed = []
         for run in self.child_runs():
+            if run.data.tags.get(ROLE) not in wanted:
+                continue
             if run.info.status == "RUNNING" and run.data.tags.get(TRIAL) not in live:
                 self.abort_run(run.info.run_id, reason="process ended before the trial finished")
                 closed.append(run.info.run_id)

@@ -6,7 +6,14 @@ makes seeded runs repeatable). The child runs `python -m runners CONFIG RESULT`;
 carries protocol lines (see `runners.reporting`), its stderr goes to `trial.log`.
 
 The child starts in its own session, so Ctrl-C in the terminal reaches only the parent, which
-then stops the child deliberately (TERM, then KILL) and records the trial as interrupted.
+then stops the child deliberately (TERM, then KILL) and records the trial as interrupted. Being
+in its own session, it would outlive a parent that is SIGKILLed: on Linux it is set to receive
+SIGKILL when the parent dies (`runners.lifeline`), and so is every process it starts.
+
+A trial with `processes` > 1 runs under torchrun (`python -m torch.distributed.run --standalone
+--nproc_per_node N -m runners CONFIG RESULT`): its ranks inherit the agent's stdin and stdout,
+rank 0 alone speaks the protocol, so this side reads one stream whatever N is. TERM to the agent
+makes it stop its ranks.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from runners.config import TrialConfig, TrialResult
+from runners.lifeline import PARENT_PID_ENV, death_signal_setter
 from runners.reporting import parse_message
 
 EvalHandler = Callable[[int, float], bool]
@@ -48,8 +56,12 @@ class TrialFiles:
         return self.workdir / "trial.log"
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(processes: int = 1) -> dict[str, str]:
     env = dict(os.environ)
+    if processes > 1 and "OMP_NUM_THREADS" not in env:
+        # torchrun would give each rank one thread; share the cores this process may use.
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        env["OMP_NUM_THREADS"] = str(max(1, (cores or 1) // processes))
     env.update(
         PYTHONUNBUFFERED="1",
         HF_HUB_OFFLINE="1",
@@ -58,7 +70,23 @@ def _child_env() -> dict[str, str]:
         TOKENIZERS_PARALLELISM="false",
         TRANSFORMERS_NO_ADVISORY_WARNINGS="1",
     )
+    env[PARENT_PID_ENV] = str(os.getpid())
     return env
+
+
+def runner_command(config: TrialConfig, python: str = sys.executable) -> list[str]:
+    """`python -m runners`, or torchrun over N ranks of it (CONFIG and RESULT come after)."""
+    if config.processes <= 1:
+        return [python, "-m", "runners"]
+    return [
+        python,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={config.processes}",
+        "-m",
+        "runners",
+    ]
 
 
 def _stop(process: subprocess.Popen[str], grace: float = 10.0) -> None:
@@ -96,7 +124,10 @@ class TrialLimits:
     max_memory_gb: float | None = None
 
     def preexec(self) -> Callable[[], None] | None:
-        """Runs in the child before exec: caps its address space (POSIX only)."""
+        """Runs in the child before exec: caps its address space (POSIX only).
+
+        The cap is per process: under torchrun each rank (and the agent) gets it.
+        """
         if self.max_memory_gb is None:
             return None
         limit = int(self.max_memory_gb * 2**30)
@@ -107,6 +138,19 @@ class TrialLimits:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
         return cap
+
+
+def _preexec(limits: TrialLimits) -> Callable[[], None] | None:
+    """Everything the child does before exec: die with this process, then the limits."""
+    steps = [f for f in (death_signal_setter(os.getpid()), limits.preexec()) if f is not None]
+    if not steps:
+        return None
+
+    def run_all() -> None:
+        for step in steps:
+            step()
+
+    return run_all
 
 
 _MEMORY_SIGNS = ("MemoryError", "can't allocate memory", "out of memory", "Cannot allocate memory")
@@ -146,7 +190,8 @@ def run_trial_process(
     `on_eval(step, eval_loss)` answers whether to prune; `on_event` sees every other message
     (phase changes, training logs). A runner that dies without a result gives a failed result
     naming the exit code and the tail of its log. KeyboardInterrupt stops the child, then
-    propagates. `command` replaces `python -m runners` (it gets CONFIG and RESULT appended).
+    propagates. `command` replaces `runner_command(config, python)` (`python -m runners`, or
+    torchrun when `config.processes` > 1); it gets CONFIG and RESULT appended.
     `limits` stops the trial after `timeout_s` and caps its memory; either gives a failed
     result that names the limit.
     """
@@ -157,15 +202,15 @@ def run_trial_process(
     files.result.unlink(missing_ok=True)
     with files.log.open("w") as log:
         process = subprocess.Popen(
-            [*(command or [python, "-m", "runners"]), str(files.config), str(files.result)],
+            [*(command or runner_command(config, python)), str(files.config), str(files.result)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
             bufsize=1,
-            env=_child_env(),
+            env=_child_env(config.processes),
             start_new_session=True,
-            preexec_fn=limits.preexec(),
+            preexec_fn=_preexec(limits),
         )
         expired = threading.Event()
         watchdog = None

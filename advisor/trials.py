@@ -17,6 +17,17 @@ class TrialFailedError(Exception):
     """A trial ended failed; Optuna records it FAIL and the study goes on."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: handled like Ctrl-C (the running trial ends KILLED), with its own reason."""
+
+    reason = "terminated (SIGTERM)"
+
+
+def stop_reason(stop: BaseException) -> str:
+    """Why a study stopped mid-trial, as recorded on the trial's run."""
+    return getattr(stop, "reason", "interrupted (Ctrl-C)")
+
+
 @dataclass
 class TrialRow:
     """One trial as the user sees it: parameters, state, score and costs."""

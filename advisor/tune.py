@@ -3,9 +3,14 @@ process, every trial recorded in MLflow under one parent run.
 
 The flow: load and validate the study file (all errors at once) -> check target_modules against
 the model's real module names -> open the Optuna study (continue it if it exists) and the MLflow
-parent run -> evaluate the untuned baseline once -> `study.optimize`, where each trial samples
-parameters, resolves a TrialConfig, opens its MLflow child run, runs the runner process (which
-reports eval losses for pruning) and records the result.
+parent run -> evaluate the untuned baseline once -> the trial loop: under the storage's ask lock,
+check the study's budget and ask for a trial; then sample its parameters, resolve a TrialConfig,
+open its MLflow child run, run the runner process under a heartbeat (it reports eval losses for
+pruning) and tell Optuna the result.
+
+`tune` is the coordinator (it creates the study); `work` joins one from any process or machine
+that reaches the same stores. Both run the same loop; `advisor.coordination` explains why the
+loop is advisor's own and not `study.optimize()`.
 
 Pruning: the runner reports eval loss, where lower is better. Optuna's pruners compare
 intermediate values in the study's direction, so a study that maximises a task metric is fed
@@ -18,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +33,7 @@ from advisor.errors import AdvisorInputError
 from advisor.optuna_backend import Param
 from advisor.provenance import file_sha256, git_commit, package_versions
 from advisor.redact import redact_url
-from advisor.tracking import Stores, StudyTracker
+from advisor.tracking import Stores, StudyTracker, check_tracking_reachable
 from advisor.trial_process import TrialLimits
 from advisor.trials import (
     NullObserver,
@@ -38,8 +44,13 @@ from advisor.trials import (
     derived_costs,
     objective_value,
     row_from_frozen,
+    stop_reason,
 )
 from runners.config import TrialConfig, TrialResult
+
+TARGET_ATTR = "advisor.n_trials"
+"""Study user attribute: the total trials wanted, set by `tune`, read by every worker."""
+PARENT_ATTR = "advisor.mlflow_parent_run_id"
 
 
 def tune(
@@ -52,41 +63,42 @@ def tune(
     keep_workdirs: bool = False,
     enqueue: Sequence[Mapping[str, Any]] = (),
     study_tags: Mapping[str, str] | None = None,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
 ) -> TuneSummary:
     """Run (or continue) the study declared in `study_file`; return its summary.
 
-    Re-running on the same study continues it: finished trials are not repeated, and only
-    `n_trials - finished` new trials run. Ctrl-C stops the running trial, records it as failed in
-    Optuna and KILLED in MLflow, closes the parent run and re-raises KeyboardInterrupt.
-    `root` is where the default `mlruns/` stores live (the current directory if None).
+    This is the coordinator: it creates the Optuna study and the MLflow parent run (or reopens
+    them), evaluates the untuned baseline once, then works on trials like any `work()` process
+    until the study has `n_trials` trials. Re-running continues the study: finished trials are
+    not repeated. Ctrl-C (or SIGTERM) stops the running trial, records it FAIL in Optuna (it is
+    retried with the same parameters on the next start) and KILLED in MLflow, closes the parent
+    run and re-raises KeyboardInterrupt.
+    `root` is where the default `mlruns/` stores live (the current directory if None);
+    `storage` and `tracking_uri` override the study file's stores (e.g. a shared PostgreSQL).
     `enqueue` fixes the parameters of the first trials of a new study (a rerun of given trials);
     `study_tags` go on the MLflow parent run (e.g. the run a rerun reproduces).
     """
     from advisor import optuna_backend as ob
-    from advisor.study import load_study
 
     observer = observer or NullObserver()
     started = time.monotonic()
-    spec_path = Path(study_file)
-    spec = load_study(spec_path)
-    plan = StudyPlan.build(spec, spec_path, root=root)
-
+    plan = StudyPlan.load(study_file, root=root, storage=storage, tracking_uri=tracking_uri)
+    spec = plan.spec
+    check_tracking_reachable(plan.stores.tracking_uri)  # before the study is created
     study = ob.open_study(
         name=spec.name,
-        storage=ob.make_storage(plan.stores.optuna_url),
+        storage=plan.storage(),
         directions=plan.directions,
-        sampler=ob.make_sampler(
-            spec.optuna.sampler, plan.params, seed=spec.seed, n_startup_trials=plan.n_startup
-        ),
-        pruner=ob.make_pruner(
-            spec.optuna.pruner,
-            n_startup_trials=plan.n_startup,
-            max_steps=spec.train.max_steps,
-            eval_steps=spec.train.eval_steps,
-        ),
+        sampler=plan.sampler(),
+        pruner=plan.pruner(),
         user_attrs={"advisor.metric": plan.metric, "advisor.objectives": plan.objectives},
+        params=plan.params,
     )
-    ob.fail_stale_running(study)
+    target = n_trials if n_trials is not None else spec.optuna.n_trials
+    if spec.optuna.sampler == "grid":
+        target = min(target, ob.grid_size(plan.params))
+    study.set_user_attr(TARGET_ATTR, target)
     if enqueue and not study.get_trials(deepcopy=False):
         for params in enqueue:
             study.enqueue_trial(dict(params))
@@ -99,48 +111,214 @@ def tune(
         data_hashes=plan.data_hashes,
         seed=spec.seed,
         versions=package_versions(),
-        git_commit=git_commit(spec_path.parent),
+        git_commit=git_commit(plan.spec_path.parent),
         optuna_url=plan.stores.optuna_url,
         params={"study": spec.name, "metric": plan.metric, "method": plan.method},
         extra_tags=study_tags,
     )
-    tracker.reconcile()
-    study.set_user_attr("advisor.mlflow_parent_run_id", tracker.parent_run_id)
     study.set_user_attr("advisor.mlflow_experiment_id", tracker.experiment_id)
     study.set_user_attr("advisor.mlflow_experiment_name", plan.experiment)
-    study.set_user_attr("advisor.mlflow_tracking_uri", plan.stores.tracking_uri)
-
-    summary = TuneSummary(
-        study=spec.name,
-        metric=plan.metric,
-        directions=plan.directions,
-        objectives=plan.objectives,
-        stores={k: redact_url(v) for k, v in asdict(plan.stores).items()},
-        parent_run_id=tracker.parent_run_id,
-        rows=[row_from_frozen(t) for t in study.get_trials(deepcopy=False)],
+    study.set_user_attr("advisor.mlflow_tracking_uri", redact_url(plan.stores.tracking_uri))
+    study.set_user_attr(PARENT_ATTR, tracker.parent_run_id)  # last: workers wait for it
+    return _Session(plan, study, tracker, observer, python, keep_workdirs, coordinator=True).run(
+        started
     )
-    target = n_trials if n_trials is not None else spec.optuna.n_trials
-    finished = ob.finished_count(study)
-    n_new = max(0, target - finished)
-    summary.skipped_finished = finished
-    observer.study_started(summary, spec.train.max_steps, n_new)
 
-    status = "FINISHED"
-    try:
-        summary.baseline_score = _ensure_baseline(plan, tracker, study, observer, python)
-        if n_new:
-            objective = _Objective(plan, tracker, summary, observer, python, keep_workdirs)
-            study.optimize(
-                objective, n_trials=n_new, timeout=spec.optuna.timeout_s, catch=(TrialFailedError,)
+
+def work(
+    study_file: str | Path,
+    *,
+    observer: TuneObserver | None = None,
+    root: Path | None = None,
+    python: str = sys.executable,
+    keep_workdirs: bool = False,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    wait_s: float = 120.0,
+) -> TuneSummary:
+    """Join a study that `tune` started and run its trials until the study's budget is spent.
+
+    A worker never creates the study, its MLflow experiment or its parent run, and never runs
+    the baseline: it waits up to `wait_s` seconds for the coordinator to create them, then asks
+    for trials under the storage's ask lock (see `advisor.coordination`), so any number of
+    workers on any number of machines share one budget without duplicating a trial.
+    """
+    observer = observer or NullObserver()
+    started = time.monotonic()
+    plan = StudyPlan.load(study_file, root=root, storage=storage, tracking_uri=tracking_uri)
+    check_tracking_reachable(plan.stores.tracking_uri)
+    study, parent_run_id = _wait_for_study(plan, wait_s)
+    tracker = StudyTracker(plan.stores.tracking_uri, plan.stores.artifact_root, plan.experiment)
+    tracker.join_study(plan.spec.name, parent_run_id)
+    return _Session(plan, study, tracker, observer, python, keep_workdirs, coordinator=False).run(
+        started
+    )
+
+
+def _wait_for_study(plan: StudyPlan, wait_s: float) -> tuple[Any, str]:
+    """Load the coordinator's study once it has a parent run; refuse a mismatched study file."""
+    import optuna
+
+    from advisor import optuna_backend as ob
+
+    storage = plan.storage()
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            study = optuna.load_study(
+                study_name=plan.spec.name,
+                storage=storage,
+                sampler=plan.sampler(),
+                pruner=plan.pruner(),
             )
-    except KeyboardInterrupt:
-        summary.interrupted = True
-        status = "KILLED"
-        raise
-    finally:
-        _close(summary, study, tracker, status, started)
-    summary.registered_model = _register_best(spec, plan, study, tracker)
-    return summary
+        except KeyError:
+            study = None
+        parent = study.user_attrs.get(PARENT_ATTR) if study is not None else None
+        if parent:
+            break
+        if time.monotonic() >= deadline:
+            raise AdvisorInputError(
+                f"study {plan.spec.name!r} does not exist in {redact_url(plan.stores.optuna_url)} "
+                f"(waited {wait_s:g} s)",
+                where="storage",
+                fix="start it first with `advisor tune FILE` on the same storage (a worker only "
+                "joins a study), or raise --wait",
+            )
+        time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+    stored = [d.name.lower() for d in study.directions]
+    if stored != [d.lower() for d in plan.directions]:
+        raise AdvisorInputError(
+            f"study {plan.spec.name!r} was created with directions {stored}, the study file "
+            f"asks for {plan.directions}",
+            where="objectives",
+            fix="give workers the same study file as the coordinator",
+        )
+    ob.check_same_space(study, plan.params)
+    return study, str(parent)
+
+
+class _Session:
+    """One process working on a study: reconcile, (baseline), the trial loop, close."""
+
+    def __init__(
+        self,
+        plan: StudyPlan,
+        study: Any,
+        tracker: StudyTracker,
+        observer: TuneObserver,
+        python: str,
+        keep_workdirs: bool,
+        *,
+        coordinator: bool,
+    ) -> None:
+        self.plan, self.study, self.tracker, self.observer = plan, study, tracker, observer
+        self.python, self.keep, self.coordinator = python, keep_workdirs, coordinator
+
+    def run(self, started: float) -> TuneSummary:
+        from advisor import coordination as co
+
+        plan, study, tracker = self.plan, self.study, self.tracker
+        co.fail_dead_local(study)
+        co.reap_stale(study)
+        self._reconcile()
+        summary = TuneSummary(
+            study=plan.spec.name,
+            metric=plan.metric,
+            directions=plan.directions,
+            objectives=plan.objectives,
+            stores={k: redact_url(v) for k, v in asdict(plan.stores).items()},
+            parent_run_id=tracker.parent_run_id,
+            rows=[row_from_frozen(t) for t in study.get_trials(deepcopy=False)],
+            baseline_score=study.user_attrs.get("advisor.baseline_score"),
+        )
+        target = int(study.user_attrs.get(TARGET_ATTR, plan.spec.optuna.n_trials))
+        used = co.budget_used(study)
+        summary.skipped_finished = used
+        self.observer.study_started(summary, plan.spec.train.max_steps, max(0, target - used))
+
+        status = "FINISHED"
+        try:
+            if self.coordinator:
+                summary.baseline_score = _ensure_baseline(
+                    plan, tracker, study, self.observer, self.python
+                )
+            objective = _Objective(plan, tracker, summary, self.observer, self.python, self.keep)
+            self._loop(objective, target, started)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            status = "KILLED"
+            raise
+        finally:
+            _close(summary, study, tracker, status, started, end_parent=self.coordinator)
+        if self.coordinator:
+            summary.registered_model = _register_best(plan.spec, plan, study, tracker)
+        return summary
+
+    def _reconcile(self) -> None:
+        """Close MLflow runs whose trial no longer runs (a killed worker leaves them RUNNING).
+
+        Workers leave baseline runs alone: the coordinator may be evaluating it right now.
+        """
+        running = [t.number for t in self.study.get_trials(deepcopy=False) if _is_running(t)]
+        roles = ("trial", "baseline") if self.coordinator else ("trial",)
+        self.tracker.reconcile(running, roles=roles)
+
+    def _loop(self, objective: _Objective, target: int, started: float) -> None:
+        """Ask, run, tell until the study's budget is spent (by all workers together).
+
+        With the budget spent, a worker stays until no other worker's trial is running: one of
+        them may die, and its retry must still run (the last worker out runs it).
+        """
+        from advisor import coordination as co
+
+        study = self.study
+        lock = co.ask_lock(study._storage, self.plan.spec.name)
+        timeout = self.plan.spec.optuna.timeout_s
+        me = co.worker_id()
+        while timeout is None or time.monotonic() - started < timeout:
+            with lock():
+                if co.reap_stale(study):
+                    self._reconcile()
+                if not co.has_waiting(study) and co.budget_used(study) >= target:
+                    if not co.running_elsewhere(study):
+                        return
+                    trial = None  # another worker's trial may still die and need a retry
+                else:
+                    with warnings.catch_warnings():
+                        # "Heartbeat ... supposed to be used with Study.optimize": this loop
+                        # beats and reaps itself (advisor.coordination).
+                        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                        trial = study.ask()
+                    trial.set_user_attr(co.WORKER_ATTR, me)
+            if trial is None:
+                time.sleep(self.plan.spec.optuna.heartbeat_interval)
+                continue
+            _run_one(study, trial, objective)
+
+
+def _is_running(trial: Any) -> bool:
+    return trial.state.name == "RUNNING"
+
+
+def _run_one(study: Any, trial: Any, objective: _Objective) -> None:
+    """One trial under a heartbeat, told to Optuna whatever happens to it."""
+    import optuna
+
+    from advisor import coordination as co
+
+    state, values = None, None
+    with co.heartbeat(study._storage, trial._trial_id):
+        try:
+            values = objective(trial)
+        except optuna.TrialPruned:
+            state = optuna.trial.TrialState.PRUNED
+        except TrialFailedError:
+            state = optuna.trial.TrialState.FAIL
+        except BaseException:  # Ctrl-C, SIGTERM, a bug: fail it, retry it on the next start
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            co.enqueue_retry(study, study._storage.get_trial(trial._trial_id))
+            raise
+    study.tell(trial, values, state=state)
 
 
 def _register_best(spec: Any, plan: StudyPlan, study: Any, tracker: StudyTracker) -> str | None:
@@ -167,8 +345,15 @@ def _register_best(spec: Any, plan: StudyPlan, study: Any, tracker: StudyTracker
 
 
 def _close(
-    summary: TuneSummary, study: Any, tracker: StudyTracker, status: str, started: float
+    summary: TuneSummary,
+    study: Any,
+    tracker: StudyTracker,
+    status: str,
+    started: float,
+    *,
+    end_parent: bool = True,
 ) -> None:
+    """Fill the summary from the storage; the coordinator also closes the parent run."""
     summary.rows = [row_from_frozen(t) for t in study.get_trials(deepcopy=False)]
     if summary.baseline_score is not None:
         for row in summary.rows:
@@ -181,6 +366,8 @@ def _close(
     summary.elapsed_seconds = time.monotonic() - started
     scores = [r.score for r in summary.rows if r.state == "complete" and r.score is not None]
     pick = max if summary.directions[0] == "maximize" else min
+    if not end_parent:
+        return
     tracker.end_study(
         status,
         summary={
@@ -213,6 +400,26 @@ class StudyPlan:
     data_hashes: dict[str, str]
     n_startup: int
     limits: TrialLimits
+
+    @classmethod
+    def load(
+        cls,
+        study_file: str | Path,
+        *,
+        root: Path | None = None,
+        storage: str | None = None,
+        tracking_uri: str | None = None,
+    ) -> StudyPlan:
+        """Load and check the study file; `storage`/`tracking_uri` override its stores."""
+        from advisor.study import load_study
+
+        spec_path = Path(study_file)
+        spec = load_study(spec_path)
+        if storage:
+            spec.storage = storage
+        if tracking_uri:
+            spec.tracking.uri = tracking_uri
+        return cls.build(spec, spec_path, root=root)
 
     @classmethod
     def build(cls, spec: Any, spec_path: Path, root: Path | None = None) -> StudyPlan:
@@ -249,6 +456,38 @@ class StudyPlan:
             limits=TrialLimits(
                 timeout_s=spec.trial.timeout_s, max_memory_gb=spec.trial.max_memory_gb
             ),
+        )
+
+    def storage(self) -> Any:
+        """The Optuna storage, with the study's heartbeat and retry settings."""
+        from advisor import optuna_backend as ob
+
+        opt = self.spec.optuna
+        return ob.make_storage(
+            self.stores.optuna_url,
+            heartbeat_interval=opt.heartbeat_interval,
+            grace_period=opt.grace_period,
+            max_retry=opt.max_retry,
+        )
+
+    def sampler(self) -> Any:
+        from advisor import optuna_backend as ob
+
+        return ob.make_sampler(
+            self.spec.optuna.sampler,
+            self.params,
+            seed=self.spec.seed,
+            n_startup_trials=self.n_startup,
+        )
+
+    def pruner(self) -> Any:
+        from advisor import optuna_backend as ob
+
+        return ob.make_pruner(
+            self.spec.optuna.pruner,
+            n_startup_trials=self.n_startup,
+            max_steps=self.spec.train.max_steps,
+            eval_steps=self.spec.train.eval_steps,
         )
 
 
@@ -296,8 +535,8 @@ def _ensure_baseline(
     observer.trial_started(row)
     try:
         result = _run(config, workdir, row, observer, tracker, run_id, None, python, plan.limits)
-    except KeyboardInterrupt:
-        tracker.abort_run(run_id, reason="interrupted (Ctrl-C)")
+    except KeyboardInterrupt as stop:
+        tracker.abort_run(run_id, reason=stop_reason(stop))
         raise
     tracker.finish_trial(
         run_id,
@@ -414,9 +653,9 @@ class _Objective:
                 self.python,
                 plan.limits,
             )
-        except KeyboardInterrupt:
-            row.state, row.error = "failed", "interrupted (Ctrl-C)"
-            self.tracker.abort_run(run_id, reason="interrupted (Ctrl-C)")
+        except KeyboardInterrupt as stop:
+            row.state, row.error = "failed", stop_reason(stop)
+            self.tracker.abort_run(run_id, reason=stop_reason(stop))
             raise
         values = self._record(trial, result, run_id, workdir, row)
         if result.state == "pruned":
@@ -440,6 +679,8 @@ class _Objective:
             **derived,
             **{f"objective_{i}": v for i, v in enumerate(values)},
         }
+        if self.summary.baseline_score is None:  # a worker: the coordinator may have finished it
+            self.summary.baseline_score = trial.study.user_attrs.get("advisor.baseline_score")
         baseline = self.summary.baseline_score
         if baseline is not None and result.score is not None:
             extra["gain_over_baseline"] = result.score - baseline

@@ -6,13 +6,31 @@ stderr, so any print, warning, progress bar or C-level write from torch/transfor
 on stderr and can never interleave with protocol lines. The result is written atomically
 (temporary file + rename); the exit code is 0 whenever a result was written, failed trials
 included, so the parent reads the state from the result and not from the exit code.
+
+Under torchrun (`trial.processes` > 1, see `runners.distributed`) every rank runs this module:
+rank 0 speaks the protocol and writes the result, the others stay silent. A failed trial then
+exits 1 on any rank (after rank 0 wrote its result), so torchrun stops the other ranks at once
+instead of leaving them blocked in a collective. Only an input error on a rank other than 0
+exits 0: every rank meets it alike, and rank 0 must live to report it.
+
+Whatever the launcher, the worker dies with its parent (`runners.lifeline`).
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
+
+FIRST_PARENT = os.getppid()  # read before anything slow: see runners.lifeline.die_with_parent
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import IO, TYPE_CHECKING  # noqa: E402
+
+from runners import distributed, lifeline  # noqa: E402  (both light: no torch)
+
+if TYPE_CHECKING:
+    from runners.config import TrialResult
+    from runners.reporting import Reporter
 
 
 def _protocol_stdout():
@@ -64,12 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m runners CONFIG.json RESULT.json", file=sys.stderr)
         return 2
     config_path, result_path = Path(args[0]), Path(args[1])
+    lifeline.die_with_parent(first_parent=FIRST_PARENT, announced=lifeline.announced_parent())
     proto = _protocol_stdout()
     _calm_threads()
     _quiet_libraries()
 
     from runners.config import TrialConfig, TrialResult
-    from runners.reporting import PipeReporter
 
     try:
         config = TrialConfig.from_json(config_path.read_text(encoding="utf-8"))
@@ -80,10 +98,30 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from runners.trial import run_trial
 
-        result = run_trial(config, PipeReporter(out=proto, inp=sys.stdin))
-    write_result_atomically(result_path, result.to_json())
+        result = run_trial(config, _reporter(proto))
+    if distributed.is_main():
+        write_result_atomically(result_path, result.to_json())
     proto.flush()
-    return 0
+    distributed.finish()
+    return _exit_code(result)
+
+
+def _reporter(proto: IO[str]) -> Reporter:
+    """The protocol on one process; under torchrun rank 0's voice and rank 0's decisions."""
+    from runners.reporting import NullReporter, PipeReporter
+
+    if distributed.world_size() == 1:
+        return PipeReporter(out=proto, inp=sys.stdin)
+    inner = PipeReporter(out=proto, inp=sys.stdin) if distributed.is_main() else NullReporter()
+    return distributed.RankReporter(inner)
+
+
+def _exit_code(result: TrialResult) -> int:
+    """0 whenever a result was written; under torchrun, 1 for a failure (see module docstring)."""
+    if distributed.world_size() == 1 or result.state != "failed":
+        return 0
+    input_error = (result.error or "").startswith(("TrialInputError", "InputError"))
+    return 0 if input_error and not distributed.is_main() else 1
 
 
 if __name__ == "__main__":

@@ -99,6 +99,9 @@ class TrialConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     baseline: bool = False
     """Evaluate the untuned base model only (no method applied, no training)."""
+    processes: int = 1
+    """Ranks the trial runs on (DDP under torchrun); each trains on `train.batch_size` examples
+    per step, so the effective batch is processes x batch_size."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,6 +161,9 @@ class TrialResult:
     error: str | None = None
     """For failed trials: the exception type and message (the traceback goes to the log)."""
     versions: dict[str, str] = field(default_factory=dict)
+    world_size: int = 1
+    """Processes the trial trained on (torchrun ranks); the effective batch scales with it.
+    tokens_per_second counts all ranks; peak_memory_mb is rank 0's."""
 
     @property
     def trainable_percent(self) -> float:

@@ -35,6 +35,7 @@ def read_records(path: str | Path, *, where: str) -> list[dict[str, Any]]:
             fix=f"use one of {sorted(_READERS)}",
             where=where,
         )
+    _check_utf8(path, where=where)
     if kind == "csv":
         with path.open(newline="", encoding="utf-8") as fh:
             return [dict(row) for row in csv.DictReader(fh)]
@@ -57,6 +58,20 @@ def read_records(path: str | Path, *, where: str) -> list[dict[str, Any]]:
                 )
             rows.append(row)
     return rows
+
+
+def _check_utf8(path: Path, *, where: str) -> None:
+    """Name the line of the first non-UTF-8 byte (a bare UnicodeDecodeError names neither)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise TrialInputError(
+            f"{path}:{line} is not UTF-8 text (byte 0x{data[exc.start]:02x})",
+            fix=f"save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name}`",
+            where=where,
+        ) from None
 
 
 def _text(value: Any) -> str:

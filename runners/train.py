@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runners import distributed
 from runners.config import TrainConfig, TrialConfig
 from runners.errors import TrialInputError
 from runners.reporting import NullReporter, Reporter
@@ -109,6 +110,7 @@ def sft_config(cfg: TrainConfig, *, seed: int, placement: Placement, output_dir:
         gradient_checkpointing=cfg.gradient_checkpointing,
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
+        ddp_backend=distributed.ddp_backend(placement.device),
     )
 
 

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from runners import distributed
 from runners.config import TrialConfig, TrialResult
 from runners.data import eval_records, load_datasets
 from runners.errors import TrialInputError
@@ -93,7 +94,12 @@ def run_trial(config: TrialConfig, reporter: Reporter | None = None) -> TrialRes
     """Run one trial and measure it; never raises for a failing trial (see module docstring)."""
     reporter = reporter or NullReporter()
     start = time.perf_counter()
-    result = TrialResult(state="failed", metric=config.eval.metric, versions=package_versions())
+    result = TrialResult(
+        state="failed",
+        metric=config.eval.metric,
+        versions=package_versions(),
+        world_size=distributed.world_size(),
+    )
     try:
         _run(config, reporter, result)
     except Exception as exc:
@@ -122,6 +128,8 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
 
     placement = resolve_placement(config)
     result.device, result.precision = placement.device, placement.precision
+    distributed.check_world(placement.device)
+    distributed.bind_device(placement.device)
     method = None if config.baseline else get_method(config.method.name)
     if method is not None and method.needs_cuda and placement.device != "cuda":
         raise TrialInputError(
@@ -193,6 +201,10 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
         reporter.phase("evaluate")
         started = time.perf_counter()
 
+    if not distributed.is_main():
+        # Rank 0 scores the generations and saves the adapter; the ranks' weights are equal.
+        result.state = "complete"
+        return
     if metric.needs_generation:
         evaluated = evaluate_task(
             model,

@@ -30,6 +30,36 @@ def _no_repo_mlruns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////nonexistent-dir/refuse.db")
 
 
+# -- PostgreSQL: a real server for the many-workers tests (see tests/postgres.py) -------------
+@pytest.fixture(scope="session")
+def postgres_server():
+    """Admin URL of a PostgreSQL server: CI's (ADVISOR_TEST_POSTGRES_URL) or a private one."""
+    import shutil
+    import tempfile
+
+    import postgres
+
+    url = os.environ.get(postgres.ENV_URL)
+    if url:
+        yield url
+        return
+    folder = Path(tempfile.mkdtemp(prefix="advisor-pg-"))  # not under pytest's 0700 basetemp
+    try:
+        with postgres.private_server(folder) as url:
+            yield url
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str):
+    """A fresh database for one test, dropped afterwards."""
+    import postgres
+
+    with postgres.fresh_database(postgres_server) as url:
+        yield url
+
+
 # -- tiny recorded studies, shared by the tune/report/export/rerun tests ----------------------
 from support import crashing_python, write_tiny_study  # noqa: E402
 

@@ -60,7 +60,8 @@ def test_check_model_reports_bad_module_names_with_lines(tmp_path: Path, monkeyp
     data = DEMO.parent / "data"
     study.write_text(
         "name: t\nmodel: {source: smollm2-135m}\n"
-        f"data: {{train: {data / 'demo_train.jsonl'}, eval: {data / 'demo_eval.jsonl'}}}\n"
+        f"data: {{root: {data}, train: {data / 'demo_train.jsonl'}, "
+        f"eval: {data / 'demo_eval.jsonl'}}}\n"
         "search:\n"
         "  target_modules:\n"
         "    - attention_qv\n"  # line 6

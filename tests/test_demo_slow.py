@@ -27,6 +27,7 @@ def test_demo_study_trains_below_the_baseline_loss(tmp_path: Path) -> None:
     spec = yaml.safe_load(DEMO.read_text())
     for key in ("train", "eval"):
         spec["data"][key] = str((DEMO.parent / spec["data"][key]).resolve())
+    spec["data"]["root"] = str(DEMO.parent.resolve())  # the data lies outside tmp_path
     spec["data"]["max_eval_examples"] = 8
     spec["train"].update(max_steps=8, eval_steps=4)
     spec["search"]["learning_rate"] = 2.0e-3

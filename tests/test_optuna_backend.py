@@ -78,17 +78,6 @@ def test_reopening_with_other_directions_is_refused(stores) -> None:
         _study(stores, name="dir", directions=("maximize", "minimize"))
 
 
-def test_stale_running_trials_are_failed_and_counted(stores) -> None:
-    study = _study(stores, name="stale")
-    study.optimize(lambda t: ob.suggest(t, PARAMS[:1])["r"], n_trials=2)
-    study.ask()  # a worker that died mid-trial leaves this RUNNING
-    assert ob.finished_count(study) == 2
-    assert ob.fail_stale_running(study) == [2]
-    assert ob.finished_count(study) == 3
-    states = [t.state for t in study.get_trials()]
-    assert states[-1] == optuna.trial.TrialState.FAIL
-
-
 def test_bad_storage_url_names_the_field() -> None:
     with pytest.raises(AdvisorInputError, match="storage"):
         ob.make_storage("nosuchdb://x")

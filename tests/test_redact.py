@@ -30,6 +30,7 @@ def test_the_logged_study_file_carries_no_password(tmp_path: Path) -> None:
     spec = yaml.safe_load(demo.read_text())
     for key in ("train", "eval"):
         spec["data"][key] = str((demo.parent / spec["data"][key]).resolve())
+    spec["data"]["root"] = str(demo.parent.resolve())  # the data lies outside tmp_path
     spec["storage"] = "postgresql://bob:s3cret@db/optuna"
     spec["tracking"] = {"uri": "https://ci:t0ken@mlflow.example"}
     path = tmp_path / "s.yaml"

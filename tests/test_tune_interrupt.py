@@ -1,5 +1,6 @@
-"""Ctrl-C during `advisor tune`: the running trial is failed in Optuna and MLflow, the command
-exits 130, and running it again continues the study."""
+"""Ctrl-C or SIGTERM during `advisor tune`: the running trial is failed in Optuna and KILLED in
+MLflow, the command exits 130 (143 for SIGTERM), and running it again retries the stopped trial
+with the same parameters."""
 
 from __future__ import annotations
 
@@ -33,8 +34,13 @@ def _running_trial(db: Path) -> bool:
 
 
 @pytest.mark.skipif(os.name != "posix", reason="signals")
-def test_ctrl_c_fails_the_running_trial_and_the_study_continues(
-    tmp_path: Path, tiny_model: Path
+@pytest.mark.parametrize(
+    ("signum", "code", "word"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_a_stopped_trial_is_killed_cleanly_and_retried(
+    tmp_path: Path, tiny_model: Path, signum: int, code: int, word: str
 ) -> None:
     study_file = write_tiny_study(
         tmp_path, tiny_model, "intr", train={"max_steps": 40, "eval_steps": 20}
@@ -50,28 +56,32 @@ def test_ctrl_c_fails_the_running_trial_and_the_study_continues(
         assert time.monotonic() < deadline, "no trial started"
         time.sleep(0.5)
     time.sleep(3)  # let the runner process start training
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err
-    assert "interrupted" in err
+    assert process.returncode == code, err
+    assert word in err
 
     study = optuna.load_study(study_name="intr", storage=storage)
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL]
+    stopped, retry = study.trials
+    assert stopped.state.name == "FAIL" and retry.state.name == "WAITING"
+    assert retry.params == stopped.params and retry.system_attrs["failed_trial"] == 0
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("intr").experiment_id])
     trial_run = next(r for r in runs if r.data.tags.get(ROLE) == "trial")
     parent = next(r for r in runs if r.data.tags.get(ROLE) == "study")
     assert trial_run.info.status == "KILLED" and trial_run.data.tags[STATE] == "failed"
-    assert "interrupted" in trial_run.data.tags["advisor.error"]
+    assert word in trial_run.data.tags["advisor.error"]
     assert parent.info.status == "KILLED"
     # No runner process is left behind.
     leftover = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert leftover.stdout.strip() == ""
 
-    # The same command continues: the failed trial stays, one new trial runs.
+    # The same command continues: the stopped trial stays FAIL, its retry runs its parameters
+    # and takes its place in the budget (one trial wanted, one complete).
     again = subprocess.run(
-        [*command[:-1], "2", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        [*command, "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert again.returncode == 0, again.stderr
     study = optuna.load_study(study_name="intr", storage=storage)
     assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
+    assert study.trials[1].params == stopped.params

@@ -1,7 +1,12 @@
-"""Command: `advisor tune` — run a declared study with a live table of trials."""
+"""Commands: `advisor tune` (start or continue a study) and `advisor worker` (join one), both
+with a live table of trials."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,14 +64,18 @@ class LiveTable:
         self.rows: dict[int, TrialRow] = {}
         self.max_steps = 0
         self.live = Live(console=err_console, refresh_per_second=4, transient=False)
+        self._entered = self._started = False
 
     def __enter__(self) -> LiveTable:
-        self.live.__enter__()
+        # The table starts drawing at `study_started`: a study file refused before that shows
+        # its error alone, not under an empty table.
+        self._entered = True
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.live.update(self.render())
-        self.live.__exit__(*exc)
+        if self._started:
+            self.live.update(self.render())
+            self.live.__exit__(*exc)
 
     def render(self) -> Table:
         title = "study"
@@ -111,6 +120,9 @@ class LiveTable:
 
     # TuneObserver
     def study_started(self, summary: TuneSummary, max_steps: int, n_new: int) -> None:
+        if self._entered and not self._started:
+            self.live.__enter__()
+            self._started = True
         self.summary, self.max_steps = summary, max_steps
         for row in summary.rows:
             self.rows[row.number] = row
@@ -143,46 +155,144 @@ class LiveTable:
             )
 
 
+STUDY_FILE = typer.Argument(
+    ..., help="Study file (YAML), e.g. studies/demo.yaml. Check it first with `advisor validate`."
+)
+STORAGE = typer.Option(
+    None,
+    "--storage",
+    help="Optuna storage URL, overriding the study file's `storage` (default "
+    "sqlite:///mlruns/optuna.db). Many workers need a shared server: postgresql://USER:PASS@HOST/DB.",
+)
+TRACKING_URI = typer.Option(
+    None,
+    "--tracking-uri",
+    help="MLflow tracking URI, overriding the study file's `tracking.uri`: an MLflow server "
+    "(http://HOST:5000) or a database (postgresql://...). Default sqlite:///mlruns/mlflow.db.",
+)
+GPUS = typer.Option(
+    None,
+    "--gpus",
+    help="GPUs this process's trials may use, e.g. 0 or 2,3 (sets CUDA_VISIBLE_DEVICES for its "
+    "trials). Run one worker per GPU to train several trials at once.",
+)
+AS_JSON = typer.Option(False, "--json", help="Print the summary as one JSON object.")
+KEEP = typer.Option(
+    False, "--keep-workdirs", help="Keep each trial's work directory (logs, adapter) on disk."
+)
+
+
 def tune_command(
-    study_file: Path = typer.Argument(
-        ...,
-        help="Study file (YAML), e.g. studies/demo.yaml. Check it first with `advisor validate`.",
-    ),
+    study_file: Path = STUDY_FILE,
     n_trials: int | None = typer.Option(
         None,
         "--n-trials",
         min=0,
         help="Total trials wanted (overrides optuna.n_trials). Finished trials count towards it.",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
-    keep_workdirs: bool = typer.Option(
-        False, "--keep-workdirs", help="Keep each trial's work directory (logs, adapter) on disk."
-    ),
+    storage: str | None = STORAGE,
+    tracking_uri: str | None = TRACKING_URI,
+    gpus: str | None = GPUS,
+    as_json: bool = AS_JSON,
+    keep_workdirs: bool = KEEP,
 ) -> None:
     """Run (or continue) a study: each trial trains in its own process, logged to MLflow.
 
     With no stores configured, Optuna and MLflow write SQLite files under ./mlruns/. Re-running
-    the same command continues the study without repeating finished trials. Ctrl-C stops the
-    running trial and records it as failed.
+    the same command continues the study without repeating finished trials. Ctrl-C or SIGTERM
+    stops the running trial (recorded KILLED, retried on the next start). To train on several
+    GPUs or machines, start the study here with a shared --storage, then `advisor worker`.
     """
     from advisor.tune import tune
 
+    _run_view(
+        lambda view: tune(
+            study_file,
+            n_trials=n_trials,
+            observer=view,
+            keep_workdirs=keep_workdirs,
+            storage=storage,
+            tracking_uri=tracking_uri,
+        ),
+        gpus,
+        as_json,
+        "run the same command again to continue the study.",
+    )
+
+
+def worker_command(
+    study_file: Path = STUDY_FILE,
+    storage: str | None = STORAGE,
+    tracking_uri: str | None = TRACKING_URI,
+    gpus: str | None = GPUS,
+    wait: float = typer.Option(
+        120.0, "--wait", min=0, help="Seconds to wait for `advisor tune` to create the study."
+    ),
+    as_json: bool = AS_JSON,
+    keep_workdirs: bool = KEEP,
+) -> None:
+    """Join a study started by `advisor tune` and run its trials until its budget is spent.
+
+    Start any number of workers, on this machine or others, with the same study file and the
+    same shared stores (PostgreSQL for Optuna, an MLflow server or database for tracking).
+    Trials are never duplicated; a worker killed mid-trial has its trial failed and retried
+    with the same parameters by the next worker that asks.
+    """
+    from advisor.tune import work
+
+    _run_view(
+        lambda view: work(
+            study_file,
+            observer=view,
+            keep_workdirs=keep_workdirs,
+            storage=storage,
+            tracking_uri=tracking_uri,
+            wait_s=wait,
+        ),
+        gpus,
+        as_json,
+        "start the worker again to go on.",
+    )
+
+
+def _run_view(
+    job: Callable[[LiveTable], TuneSummary], gpus: str | None, as_json: bool, again: str
+) -> None:
+    """Run `job` under the live table; SIGTERM ends it like Ctrl-C (trial KILLED, exit 143)."""
+    from advisor.trials import Terminated
+
+    if gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     view = LiveTable()
     try:
-        with view:
-            summary = tune(
-                study_file, n_trials=n_trials, observer=view, keep_workdirs=keep_workdirs
-            )
-    except KeyboardInterrupt:
+        with _sigterm_raises(Terminated), view:
+            summary = job(view)
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)
+        word = "terminated" if terminated else "interrupted"
         err_console.print(
-            "[yellow]interrupted:[/] the running trial is recorded as failed; "
-            "run the same command again to continue the study."
+            f"[yellow]{word}:[/] the running trial is recorded as killed and will be retried; "
+            + again
         )
-        raise typer.Exit(code=130) from None
+        raise typer.Exit(code=143 if terminated else 130) from None
     if as_json:
         print_json(summary.to_dict())
         return
     _print_footer(summary)
+
+
+@contextlib.contextmanager
+def _sigterm_raises(exc: type[BaseException]) -> Iterator[None]:
+    """Turn SIGTERM (a scheduler stopping the job, `kill`) into `exc` for a clean stop."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise exc()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_footer(summary: TuneSummary) -> None:
@@ -208,5 +318,6 @@ def _print_footer(summary: TuneSummary) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `tune` to the app."""
+    """Add `tune` and `worker` to the app."""
     app.command("tune")(user_errors(tune_command))
+    app.command("worker")(user_errors(worker_command))

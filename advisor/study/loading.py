@@ -2,13 +2,13 @@
 
 `load_study` validates in three layers and reports all problems of all layers together in one
 `AdvisorInputError`, each as `FILE:LINE: a.b.c: message (fix: ...)`: the schema (pydantic), the
-rules across sections (collected through the validation context) and the files on disk (data and
-model paths). The line comes from `yaml.compose` nodes, walked along pydantic's error location.
+rules across sections (collected through the validation context) and the files on disk (data read
+whole, model and GGUF headers, paths that leave their roots: `files.py`). The line comes from
+`yaml.compose` nodes, walked along pydantic's error location.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import typing
@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from advisor.errors import AdvisorInputError
 
+from .files import file_problems
 from .presets import closest, resolve_target_modules
 from .space import SEARCH_TAGS
 from .spec import StudySpec
@@ -31,12 +32,7 @@ Problem = tuple[int | None, str, str, str]
 def load_study(path: str | Path) -> StudySpec:
     """The validated, fully defaulted study in `path`; paths inside it become absolute."""
     file = Path(path)
-    if not file.is_file():
-        raise AdvisorInputError(
-            f"study file {str(file)!r} does not exist",
-            fix="give the path of a study YAML file, e.g. studies/demo.yaml",
-        )
-    text = file.read_text(encoding="utf-8")
+    text = _read_study_text(file)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
@@ -44,6 +40,9 @@ def load_study(path: str | Path) -> StudySpec:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error)
+        context, start = getattr(error, "context", None), getattr(error, "context_mark", None)
+        if context and start is not None:  # e.g. an unclosed bracket: where it was opened
+            problem += f" ({context} started at line {start.line + 1})"
         raise AdvisorInputError(
             f"{file}{line}: YAML syntax error: {problem}",
             fix="fix the YAML (indentation, a missing colon, an unclosed quote or bracket)",
@@ -74,6 +73,24 @@ def load_study(path: str | Path) -> StudySpec:
     assert spec is not None
     spec._source_file = str(file.resolve())
     return spec
+
+
+def _read_study_text(file: Path) -> str:
+    """The study file's text; a missing file, a folder or non-UTF-8 bytes are input errors."""
+    fix = "give the path of a study YAML file, e.g. studies/demo.yaml"
+    if file.is_dir():
+        raise AdvisorInputError(f"{str(file)!r} is a folder, not a study file", fix=fix)
+    if not file.is_file():
+        raise AdvisorInputError(f"study file {str(file)!r} does not exist", fix=fix)
+    data = file.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise AdvisorInputError(
+            f"{file}:{line}: not UTF-8 text (byte 0x{data[error.start]:02x})",
+            fix=f"save the study file as UTF-8, e.g. `iconv -f latin1 -t utf-8 {file.name}`",
+        ) from None
 
 
 def render_problems(file: Path, problems: list[Problem]) -> str:
@@ -173,78 +190,28 @@ def fix_for(item: dict[str, Any]) -> str:
         return f"use one of: {ctx.get('expected')}"
     if kind == "string_pattern_mismatch" and loc == ("name",):
         return "use lowercase letters, digits, '_' and '-', e.g. my-study"
+    for prefix, fix in _TYPE_FIXES.items():
+        if kind.startswith(prefix):
+            return fix.format(**ctx)
     return "change the value (`advisor schema` describes every field)"
 
 
-def file_problems(raw: dict[str, Any], base_dir: Path) -> list[tuple[tuple[Any, ...], str, str]]:
-    """Missing data files, missing fields in them and a missing model path, read from raw YAML.
-
-    Read from the raw mapping rather than the validated spec, so that these are reported together
-    with schema errors elsewhere in the file.
-    """
-    problems: list[tuple[tuple[Any, ...], str, str]] = []
-    data = raw.get("data")
-    if isinstance(data, dict):
-        fields = [data.get("prompt_field", "prompt"), data.get("response_field", "response")]
-        for key in ("train", "eval"):
-            value = data.get(key)
-            if not isinstance(value, str):
-                continue
-            path = _resolve(value, base_dir)
-            if not path.is_file():
-                problems.append(
-                    (
-                        ("data", key),
-                        f"data file {str(path)!r} does not exist",
-                        f"create it or fix the path (relative paths start at {base_dir})",
-                    )
-                )
-                continue
-            missing = [f for f in fields if isinstance(f, str) and f not in _first_record(path)]
-            if missing and path.stat().st_size:
-                problems.append(
-                    (
-                        ("data", key),
-                        f"the first record of {path.name} lacks the field(s) {missing}",
-                        "set data.prompt_field / data.response_field to the file's field names",
-                    )
-                )
-    model = raw.get("model")
-    if isinstance(model, dict) and isinstance(model.get("source"), str):
-        from .spec import known_model_presets
-
-        source = model["source"]
-        if source not in known_model_presets() and not _resolve(source, base_dir).exists():
-            problems.append(
-                (
-                    ("model", "source"),
-                    f"model {source!r} is neither a preset nor an existing local path",
-                    f"use a preset ({', '.join(known_model_presets())}), a local model directory "
-                    "or a .gguf file; nothing is downloaded",
-                )
-            )
-    return problems
-
-
-def _resolve(value: str, base_dir: Path) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else base_dir / path
-
-
-def _first_record(path: Path) -> dict[str, Any]:
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            if path.suffix == ".csv":
-                return next(csv.DictReader(handle), None) or {}
-            if path.suffix == ".jsonl":
-                first = next((line for line in handle if line.strip()), "{}")
-                record = json.loads(first)
-            else:
-                loaded = json.load(handle)
-                record = loaded[0] if isinstance(loaded, list) and loaded else loaded
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-        return {}
-    return record if isinstance(record, dict) else {}
+_TYPE_FIXES = {
+    "greater_than_equal": "use a value >= {ge}",
+    "greater_than": "use a value > {gt}",
+    "less_than_equal": "use a value <= {le}",
+    "less_than": "use a value < {lt}",
+    "int_": "write a whole number, e.g. 8",
+    "float_": "write a number, e.g. 0.001 or 1.0e-3",
+    "bool_": "write true or false",
+    "string_too_short": "write a non-empty value",
+    "string_": "write a text value (quote it if YAML reads it as something else)",
+    "too_short": "list at least one value, e.g. [4, 8]",
+    "list_": "write a list, e.g. [4, 8]",
+    "dict_": "write a mapping of keys (`advisor schema` lists them)",
+    "model_": "write a mapping of keys (`advisor schema` lists them)",
+}
+"""Fixes for pydantic's built-in error kinds (by prefix of the kind; first match wins)."""
 
 
 def check_model_modules(spec: StudySpec) -> list[str]:
@@ -266,6 +233,14 @@ def check_model_modules(spec: StudySpec) -> list[str]:
         available = linear_module_names(ref)
     except TrialInputError as error:
         raise AdvisorInputError(error.message, fix=error.fix, where=error.where) from None
+    except (OSError, ValueError, KeyError) as error:  # transformers on a broken model folder
+        raise AdvisorInputError(
+            f"cannot read the model config of {spec.model.source!r}: {type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}",
+            where="model.source",
+            fix="point model.source at an intact Hugging Face model directory (config.json), "
+            "a .gguf file or a preset",
+        ) from None
     value = spec.search.target_modules
     problems: list[Problem] = []
     root = _compose(spec.source_file)
@@ -299,10 +274,19 @@ def _portable(spec: StudySpec) -> dict[str, Any]:
     dumped = spec.model_dump(mode="json", exclude={"description", "storage", "tracking"})
     if spec.source_file:
         base = Path(spec.source_file).parent
-        for section, key in (("data", "train"), ("data", "eval"), ("model", "source")):
+        for section, key in (
+            ("data", "root"),
+            ("data", "train"),
+            ("data", "eval"),
+            ("model", "source"),
+        ):
+            if dumped[section].get(key) is None:
+                continue
             value = Path(dumped[section][key])
             if value.is_absolute() and value.is_relative_to(base):
                 dumped[section][key] = value.relative_to(base).as_posix()
+        if dumped["data"].get("root") == ".":  # the default: hashes as before data.root existed
+            del dumped["data"]["root"]
     return dumped
 
 

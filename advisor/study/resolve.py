@@ -148,6 +148,7 @@ def resolve_trial_config(
         device=spec.device,
         precision=spec.precision,
         baseline=baseline,
+        processes=spec.trial.processes,
     )
 
 

@@ -157,6 +157,12 @@ class SearchSpec(Section):
     @classmethod
     def _targets(cls, value: Any) -> Any:
         choices = [value] if isinstance(value, str) else value or []
+        if (value is not None and not choices) or any(c == [] for c in choices):
+            raise rule(
+                "target_modules is empty: the adapter would attach to no module",
+                "name a preset (e.g. attention_qv) or list module names, or leave the key out "
+                "for the method's default",
+            )
         for choice in choices:
             if isinstance(choice, str) and choice not in TARGET_MODULE_PRESETS:
                 raise rule(

@@ -22,6 +22,7 @@ from pydantic import (
 
 from runners.metrics import METRICS
 
+from .files import escapes_root
 from .space import (
     FloatRange,
     IntRange,
@@ -120,8 +121,17 @@ DATA_SUFFIXES = (".jsonl", ".json", ".csv")
 
 
 class DataSpec(Section):
-    """Local train/eval files and the fields holding prompt and response."""
+    """Local train/eval files and the fields holding prompt and response.
 
+    The files must lie inside `root` (symlinks followed): a study file shared with a team cannot
+    make trials read, and log as data, a file elsewhere on the machine.
+    """
+
+    root: str | None = Field(
+        None,
+        description="Folder the data files must resolve inside (symlinks followed); relative to "
+        "the study file's folder, which is the default.",
+    )
     train: str = Field(description="Training examples: a .jsonl, .json or .csv file.")
     eval: str = Field(description="Held-out examples for the eval loss and the task metric.")
     prompt_field: str = Field("prompt", description="Column/key holding the user's request.")
@@ -138,7 +148,27 @@ class DataSpec(Section):
                 f"data file {value!r} must end in {', '.join(DATA_SUFFIXES)}",
                 "convert it to JSON Lines (one object per line) or CSV with a header",
             )
-        return _resolve_path(value, info)
+        path = _resolve_path(value, info)
+        root = info.data.get("root")
+        if root is not None and escapes_root(path, root):
+            raise rule(
+                f"data file {value!r} resolves to {Path(path).resolve()}, outside the data root "
+                f"{Path(root).resolve()}",
+                "move the file under the data root, or set data.root to a folder that holds it",
+            )
+        return path
+
+    @field_validator("root")
+    @classmethod
+    def _root(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Default: the study file's folder (filled in, so a dumped spec keeps its root)."""
+        base = (info.context or {}).get("base_dir")
+        if value is None:
+            return None if base is None else str(base)
+        path = _resolve_path(value, info)
+        if base is not None and not Path(path).is_dir():
+            raise rule(f"data root {path} is not a folder", "create it, or fix data.root")
+        return path
 
 
 OPTIMIZERS = (
@@ -198,6 +228,18 @@ class OptunaSpec(Section):
     n_startup_trials: int = Field(
         3, ge=0, description="Random trials before TPE models the space, and before pruning."
     )
+    heartbeat_interval: int = Field(
+        30, ge=1, description="Seconds between a running trial's heartbeats in the storage."
+    )
+    grace_period: int = Field(
+        120,
+        ge=2,
+        description="Seconds without a heartbeat after which a trial's worker counts as dead: "
+        "the trial is failed and retried with the same parameters.",
+    )
+    max_retry: int = Field(
+        2, ge=0, description="Retries of a trial whose worker died (0: never retry)."
+    )
 
 
 class TrialLimitsSpec(Section):
@@ -211,6 +253,13 @@ class TrialLimitsSpec(Section):
         gt=0,
         description="Cap the trial process's address space (RLIMIT_AS, POSIX): a trial that "
         "needs more fails with 'out of memory' instead of taking the machine down.",
+    )
+    processes: int = Field(
+        1,
+        ge=1,
+        description="Processes one trial trains on: above 1 it runs under torchrun as PyTorch "
+        "DDP (gloo on CPU, NCCL with one GPU per process). Each process takes train.batch_size "
+        "examples per step, so the effective batch is processes x batch_size.",
     )
 
 

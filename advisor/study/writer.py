@@ -149,8 +149,13 @@ def write_study_file(path: str | Path, study: dict[str, Any]) -> Path:
             f"{target} already exists", where=WHERE, fix="choose another path or remove the file"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
+    files = [Path(study["data"][key]).resolve() for key in ("train", "eval")]
     for key in ("train", "eval"):
         study["data"][key] = _portable(study["data"][key], target.parent)
+    if any(not f.is_relative_to(target.parent.resolve()) for f in files):
+        # data.root defaults to the study file's folder: declare the folder holding the data.
+        holder = os.path.commonpath([f.parent for f in files])
+        study["data"]["root"] = _portable(holder, target.parent)
     if Path(study["model"]["source"]).exists():
         study["model"]["source"] = _portable(study["model"]["source"], target.parent)
     header = "# Written by `advisor recommend --write-study`; check it with `advisor validate`.\n"

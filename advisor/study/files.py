@@ -1,0 +1,266 @@
+"""Checks of the files a study names: data read whole, the model source, GGUF headers, roots.
+
+`load_study` runs these on the raw YAML mapping, so they are reported together with schema errors,
+each at its YAML line, and before anything is written: a trial (after Optuna and MLflow recorded
+the study) must never be the first to find an empty data file, a record without its response, a
+non-UTF-8 byte or a GGUF file that is not one. The data files are read the way
+`runners.data.read_records` reads them (`.jsonl` and `.json` as JSON Lines, `.csv` with a header).
+
+Path confinement: data files must resolve (symlinks followed) inside `data.root`, the study file's
+folder unless declared, so a shared study file cannot make a trial read `../../etc/passwd` and log
+it as "data". `model.gguf_file` names a file inside `model.source`: no absolute path, no `..`; and
+`tracking.experiment`, which names the artifacts' folder under the artifact root, has no `..`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path, PurePath
+from typing import Any
+
+Problem = tuple[tuple[Any, ...], str, str]
+"""(location in the YAML, message, fix)."""
+
+_ROLES = {"prompt_field": "prompt", "response_field": "response"}
+_EXAMPLE_LIMITS = {"train": "max_train_examples", "eval": "max_eval_examples"}
+
+
+def resolve_against(value: str, base_dir: Path) -> Path:
+    """`value` as a path, relative ones taken from `base_dir` (the study file's folder)."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+def escapes_root(path: str | Path, root: str | Path) -> bool:
+    """Whether `path` resolves (symlinks followed, `..` collapsed) to a place outside `root`."""
+    return not Path(path).resolve().is_relative_to(Path(root).resolve())
+
+
+def gguf_name_problem(value: str) -> str | None:
+    """Why `model.gguf_file` cannot be a file name inside model.source, or None when it can."""
+    pure = PurePath(value)
+    if pure.is_absolute() or value.startswith("~"):
+        return f"gguf_file {value!r} is an absolute path"
+    if ".." in pure.parts:
+        return f"gguf_file {value!r} leaves model.source through '..'"
+    return None
+
+
+def file_problems(raw: dict[str, Any], base_dir: Path) -> list[Problem]:
+    """Problems of the data and model files named in the raw study mapping."""
+    problems: list[Problem] = []
+    data = raw.get("data")
+    if isinstance(data, dict):
+        problems += _data_problems(data, base_dir)
+    model = raw.get("model")
+    if isinstance(model, dict):
+        problems += _model_problems(model, base_dir)
+    tracking = raw.get("tracking")
+    experiment = tracking.get("experiment") if isinstance(tracking, dict) else None
+    if isinstance(experiment, str) and ".." in PurePath(experiment).parts:
+        # The experiment's artifacts go to <artifact_root>/<experiment>: '..' would leave the root.
+        problems.append(
+            (
+                ("tracking", "experiment"),
+                f"experiment {experiment!r} contains '..', which would put its artifacts outside "
+                "tracking.artifact_root",
+                "name the experiment without '..' (letters, digits, '-', '_', '/')",
+            )
+        )
+    return problems
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def _data_problems(data: dict[str, Any], base_dir: Path) -> list[Problem]:
+    root_value = data.get("root")
+    root = resolve_against(root_value, base_dir) if isinstance(root_value, str) else base_dir
+    fields = {
+        role: data.get(role, default)
+        for role, default in _ROLES.items()
+        if isinstance(data.get(role, default), str)
+    }
+    problems: list[Problem] = []
+    for key in ("train", "eval"):
+        value = data.get(key)
+        if not isinstance(value, str):
+            continue
+        path = resolve_against(value, base_dir)
+        if not root.is_dir() or escapes_root(path, root):
+            continue  # DataSpec reports it; a file outside the root is never opened
+        limit = data.get(_EXAMPLE_LIMITS[key])
+        limit = limit if isinstance(limit, int) else None
+        found = _data_file_problem(path, base_dir, fields, limit)
+        if found is not None:
+            problems.append((("data", key), *found))
+    return problems
+
+
+def _data_file_problem(
+    path: Path, base_dir: Path, fields: dict[str, str], limit: int | None
+) -> tuple[str, str] | None:
+    """The first problem of one data file as (message, fix), or None when it is usable."""
+    if path.is_dir():
+        return f"{path} is a folder, not a data file", "name a .jsonl or .csv file inside it"
+    if not path.is_file():
+        return (
+            f"data file {str(path)!r} does not exist",
+            f"create it or fix the path (relative paths start at {base_dir})",
+        )
+    try:
+        text = path.read_bytes()
+    except OSError as error:
+        return f"cannot read {path}: {error.strerror}", "make the file readable"
+    lines = text.splitlines()
+    for number, line in enumerate(lines, start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return (
+                f"{path.name}:{number}: not UTF-8 text (byte 0x{line[error.start]:02x} at "
+                f"column {error.start + 1})",
+                f"save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name}`",
+            )
+    records = _csv_records(text.decode("utf-8")) if path.suffix == ".csv" else _jsonl_records(lines)
+    if isinstance(records, tuple):
+        line, message, fix = records
+        return f"{path.name}:{line}: {message}", fix
+    if not records:
+        return (
+            f"data file {path.name} holds no records",
+            "add examples: one JSON object per line (.jsonl), or rows under a header (.csv)",
+        )
+    return _field_problem(path.name, records[:limit] if limit else records, fields)
+
+
+Record = tuple[int, dict[str, Any]]
+"""(line number, record)."""
+
+
+def _jsonl_records(lines: list[bytes]) -> list[Record] | tuple[int, str, str]:
+    """The records of a JSON Lines file, or (line, message, fix) of the first bad line."""
+    records: list[Record] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            hint = " (a JSON array? write one object per line)" if line.lstrip()[:1] == b"[" else ""
+            return number, f"not valid JSON: {error.msg}{hint}", "write one JSON object per line"
+        if not isinstance(record, dict):
+            return number, f"a JSON {type(record).__name__}, not an object", "one object per line"
+        records.append((number, record))
+    return records
+
+
+def _csv_records(text: str) -> list[Record] | tuple[int, str, str]:
+    """The rows of a CSV file with a header; a row with fewer cells than the header is bad."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    records: list[Record] = []
+    try:
+        for row in reader:
+            short = [key for key, value in row.items() if value is None]
+            if short:
+                return (
+                    reader.line_num,
+                    f"the row has no cell for {short}",
+                    "give every row as many cells as the header has columns",
+                )
+            records.append((reader.line_num, dict(row)))
+    except csv.Error as error:
+        return reader.line_num, f"not valid CSV: {error}", "fix the quoting of that row"
+    return records
+
+
+def _field_problem(
+    name: str, records: list[Record], fields: dict[str, str]
+) -> tuple[str, str] | None:
+    """A prompt or response field missing from some records: where first, and what is there."""
+    present = sorted({key for _, record in records for key in record})
+    for role, field in fields.items():
+        missing = [line for line, record in records if field not in record]
+        if not missing:
+            continue
+        if len(missing) == len(records):
+            return (
+                f"every record of {name} lacks the field(s) [{field!r}] (data.{role}); fields "
+                f"present: {present}",
+                f"set data.{role} to one of {present}",
+            )
+        return (
+            f"{name}:{missing[0]}: the record lacks the field(s) [{field!r}] (data.{role}); "
+            f"{len(missing)} of {len(records)} records do",
+            f"add {field!r} to every record (line {missing[0]} first), or remove those records",
+        )
+    return None
+
+
+# --- model -----------------------------------------------------------------------------------
+
+
+def _model_problems(model: dict[str, Any], base_dir: Path) -> list[Problem]:
+    from .spec import known_model_presets
+
+    source, gguf_file = model.get("source"), model.get("gguf_file")
+    if isinstance(gguf_file, str):
+        reason = gguf_name_problem(gguf_file)
+        if reason is not None:
+            return [
+                (
+                    ("model", "gguf_file"),
+                    reason,
+                    "give the file's name inside model.source, e.g. model.Q4_K_M.gguf",
+                )
+            ]
+    if not isinstance(source, str) or source in known_model_presets():
+        return []
+    path = resolve_against(source, base_dir)
+    if not path.exists():
+        return [
+            (
+                ("model", "source"),
+                f"model {source!r} is neither a preset nor an existing local path",
+                f"use a preset ({', '.join(known_model_presets())}), a local model directory "
+                "or a .gguf file; nothing is downloaded",
+            )
+        ]
+    if isinstance(gguf_file, str):
+        gguf, loc = path / gguf_file, ("model", "gguf_file")
+        if not gguf.is_file():
+            present = [p.name for p in _ggufs(path)] if path.is_dir() else []
+            return [(loc, f"{gguf} does not exist", f"use one of {present} or fix the name")]
+    elif path.is_file() and path.suffix == ".gguf":
+        gguf, loc = path, ("model", "source")
+    elif path.is_dir() and not (path / "config.json").is_file() and len(ggufs := _ggufs(path)) == 1:
+        gguf, loc = ggufs[0], ("model", "source")
+    else:
+        return []
+    problem = _gguf_problem(gguf)
+    return [(loc, problem, _GGUF_FIX)] if problem else []
+
+
+def _ggufs(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.gguf"))
+
+
+_GGUF_FIX = (
+    "point model.source at an intact GGUF file (download or convert it again: it may be "
+    "truncated or not GGUF at all), a Hugging Face model directory, or a preset"
+)
+
+
+def _gguf_problem(path: Path) -> str | None:
+    """Why `path` is not a readable GGUF file (its header, a few kilobytes, is parsed)."""
+    import struct
+
+    from advisor.shapes import read_gguf_header
+
+    try:
+        read_gguf_header(path)
+    except (OSError, ValueError, EOFError, struct.error) as error:
+        return f"{path} is not a readable GGUF file: {error}"
+    return None
