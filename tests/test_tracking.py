@@ -54,7 +54,10 @@ def test_default_stores_are_sqlite_files_under_mlruns(tmp_path: Path) -> None:
     assert stores.tracking_uri == f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     assert stores.optuna_url == f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}"
     assert stores.artifact_root == (tmp_path / "mlruns" / "artifacts").as_uri()
-    assert (tmp_path / "mlruns").is_dir()
+    # Nothing exists until a store is opened: a command refused before that leaves no trace.
+    assert not (tmp_path / "mlruns").exists()
+    StudyTracker(stores.tracking_uri, stores.artifact_root, "e")
+    assert (tmp_path / "mlruns" / "mlflow.db").is_file()
 
 
 def test_parent_run_records_provenance_and_is_reused(stores: Stores) -> None:

@@ -8,6 +8,7 @@ the same parameters, finished trials untouched, and no MLflow run left RUNNING.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import optuna
 import pytest
@@ -131,13 +133,64 @@ def _mlflow_children(tracking_uri: str, study: str) -> tuple[object, list]:
     return parent, children
 
 
+@contextlib.contextmanager
+def _mlflow_server(backend_uri: str, artifacts: Path):
+    """A real `mlflow server` on 127.0.0.1 with a SQL backend that serves artifacts itself."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            backend_uri,
+            "--artifacts-destination",
+            str(artifacts),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    try:
+        _wait_for(healthy, "the MLflow server", server, timeout=120)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
 def test_three_workers_share_one_grid_study_on_postgresql(
     tmp_path: Path, tiny_model: Path, postgres_url: str, postgres_server: str
 ) -> None:
     import postgres
 
     study_file = _grid_study(tmp_path, tiny_model, "fleet")
-    with postgres.fresh_database(postgres_server) as tracking_uri:
+    with (
+        postgres.fresh_database(postgres_server) as backend,
+        _mlflow_server(backend, tmp_path / "served-artifacts") as tracking_uri,
+    ):
         stores = ["--storage", postgres_url, "--tracking-uri", tracking_uri]
         coordinator = _advisor("tune", str(study_file), *stores, "--json", cwd=tmp_path)
         workers = [
@@ -161,8 +214,12 @@ def test_three_workers_share_one_grid_study_on_postgresql(
         assert all(r.info.status == "FINISHED" for r in children)
         assert len([r for r in children if r.data.tags[ROLE] == "baseline"]) == 1
         assert parent.info.status == "FINISHED"
+        # Artifacts went through the server: the best adapter is registered and downloadable.
+        assert summaries[0]["registered_model"] == "fleet-adapter/1"
+        assert list((tmp_path / "served-artifacts").rglob("adapter_model.safetensors"))
         # No password in what the commands print.
-        assert all(":advisor@" not in json.dumps(s) for s in summaries)
+        password = urlsplit(postgres_url).password
+        assert not password or all(password not in json.dumps(s) for s in summaries)
 
 
 def test_a_killed_worker_s_trial_is_retried_by_the_survivor(
