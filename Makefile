@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.advisor-installed
 
-.PHONY: venv demo test test-fast test-slow lint bench clean-stores
+.PHONY: venv demo test test-fast test-system test-slow lint bench clean-stores
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,11 +30,16 @@ lint: venv
 test-fast: venv
 	$(BIN)/python -m pytest
 
+# Multi-process suites (workers on PostgreSQL, kill -9, signals, torchrun, an MLflow server):
+# minutes each, so outside the default run. PostgreSQL: see tests/postgres.py (.ci/run starts one).
+test-system: venv
+	$(BIN)/python -m pytest -m system
+
 # Real-model suites (SmolLM2 on CPU). pytest exits 5 when a marker selects nothing.
 test-slow: venv
 	$(BIN)/python -m pytest -m slow; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
-test: lint test-fast test-slow
+test: lint test-fast test-system test-slow
 
 bench: venv
 	$(BIN)/python bench/cold_start.py

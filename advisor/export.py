@@ -195,7 +195,8 @@ def _settings(config: TrialConfig) -> dict[str, Any]:
 
 
 # -- export ----------------------------------------------------------------------------------
-def _check_out_dir(out_dir: Path, force: bool) -> None:
+def check_out_dir(out_dir: Path, force: bool) -> None:
+    """Refuse a destination that is a file, or a non-empty directory unless `force`."""
     if out_dir.exists() and not out_dir.is_dir():
         raise AdvisorInputError(
             f"{out_dir} exists and is not a directory", where="OUT_DIR", fix="choose another path"
@@ -225,7 +226,7 @@ def export_trial(
     """
     say = progress or (lambda _msg: None)
     out = Path(out_dir).expanduser().absolute()
-    _check_out_dir(out, force)
+    check_out_dir(out, force)
     number, run_id = adapter_run(recorded, trial)
     config = trial_config(recorded, run_id)
     say("resolving the base model")
@@ -243,7 +244,7 @@ def export_trial(
         shutil.rmtree(build / ".download")
         _write_card(build, facts, merged=merge)
         files = sorted(str(p.relative_to(build)) for p in build.rglob("*") if p.is_file())
-        _replace(build, out)
+        replace_dir(build, out)
     finally:
         if build.exists():
             shutil.rmtree(build, ignore_errors=True)
@@ -265,14 +266,21 @@ def _dtype_of(recorded: RecordedStudy, number: int) -> str:
 def _write_adapter(adapter: Path, base_dir: Path, build: Path) -> None:
     from transformers import AutoTokenizer
 
+    copy_adapter(adapter, base_dir, build)
+    AutoTokenizer.from_pretrained(base_dir, local_files_only=True).save_pretrained(build)
+
+
+def copy_adapter(adapter: Path, base_dir: Path, dest: Path) -> None:
+    """Copy a peft adapter directory to `dest`, its config naming the local `base_dir` (the
+    runner's own path to the base may be a temporary or another machine's)."""
+    dest.mkdir(parents=True, exist_ok=True)
     for item in adapter.iterdir():
         if item.is_file():
-            shutil.copy2(item, build / item.name)
-    config_path = build / "adapter_config.json"
+            shutil.copy2(item, dest / item.name)
+    config_path = dest / "adapter_config.json"
     adapter_config = json.loads(config_path.read_text())
     adapter_config["base_model_name_or_path"] = str(base_dir)
     config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
-    AutoTokenizer.from_pretrained(base_dir, local_files_only=True).save_pretrained(build)
 
 
 def _write_merged(config: TrialConfig, adapter: Path, build: Path, dtype: str) -> None:
@@ -290,7 +298,7 @@ def _write_merged(config: TrialConfig, adapter: Path, build: Path, dtype: str) -
     tokenizer.save_pretrained(build)
 
 
-def _replace(build: Path, out: Path) -> None:
+def replace_dir(build: Path, out: Path) -> None:
     """Move the finished export into place; an old `out` is removed only once `build` is ready."""
     old = None
     if out.exists():
@@ -430,6 +438,99 @@ def try_trial(
     messages.append({"role": "user", "content": prompt})
     say("generating")
     return generate(model, tokenizer, [messages], max_new_tokens=max_new_tokens, batch_size=1)[0]
+
+
+# -- multi-task studies: one adapter per task ----------------------------------------------
+def _task_adapter(recorded: RecordedStudy, trial: int | str) -> tuple[Path, TrialFacts, str]:
+    """(local adapter dir, facts, torch dtype name) of one task study's trial."""
+    number, run_id = adapter_run(recorded, trial)
+    config = trial_config(recorded, run_id)
+    facts = trial_facts(recorded, number, run_id, config)
+    return cached_adapter(recorded, run_id), facts, _dtype_of(recorded, number)
+
+
+def _bundle_trial(trial: int | str) -> str:
+    if str(trial) != "best":
+        raise AdvisorInputError(
+            f"a bundle takes each task's best trial, got --trial {trial}",
+            where="--trial",
+            fix="leave out --trial, or export one task's trial with `advisor export "
+            "STUDY.TASK OUT_DIR --trial N`",
+        )
+    return "best"
+
+
+def export_bundle(
+    tasks: dict[str, RecordedStudy],
+    out_dir: str | Path,
+    *,
+    study: str,
+    trial: int | str = "best",
+    force: bool = False,
+    progress: Progress | None = None,
+) -> Any:
+    """Write each task's best adapter into one bundle over one base model (`advisor.bundle`).
+
+    `tasks` maps task names to their recorded studies (`records.open_task_studies`).
+    """
+    from advisor.bundle import write_bundle
+
+    say = progress or (lambda _msg: None)
+    check_out_dir(Path(out_dir).expanduser().absolute(), force)
+    adapters, facts, dtypes = {}, {}, set()
+    for task, recorded in tasks.items():
+        say(f"fetching the adapter of task {task}")
+        adapters[task], task_facts, dtype = _task_adapter(recorded, _bundle_trial(trial))
+        facts[task] = asdict(task_facts)
+        dtypes.add(dtype)
+    bases = {f["base_model_dir"] for f in facts.values()}
+    if len(bases) != 1:
+        raise AdvisorInputError(
+            f"the tasks of study {study!r} were tuned on different base models: {sorted(bases)}",
+            where="STUDY",
+            fix="a bundle serves one base model: tune every task on the same model.source",
+        )
+    say("writing the bundle")
+    dtype = "float32" if len(dtypes) != 1 else dtypes.pop()
+    return write_bundle(
+        out_dir, bases.pop(), adapters, facts, study=study, dtype=dtype, force=force
+    )
+
+
+def try_task(
+    tasks: dict[str, RecordedStudy],
+    task: str,
+    prompt: str,
+    *,
+    trial: int | str = "best",
+    max_new_tokens: int = 64,
+    progress: Progress | None = None,
+) -> tuple[int, str]:
+    """(trial number, answer): `prompt` answered by task `task`'s adapter, loaded the way a
+    bundle loads it (base once, the adapter by task name, the task's system prompt)."""
+    from advisor.bundle import open_adapters
+
+    if task not in tasks:
+        raise AdvisorInputError(
+            f"unknown task {task!r}", where="--task", fix=f"use one of: {', '.join(tasks)}"
+        )
+    if max_new_tokens < 1:
+        raise AdvisorInputError(
+            f"--max-new-tokens must be >= 1, got {max_new_tokens}", where="--max-new-tokens"
+        )
+    say = progress or (lambda _msg: None)
+    say(f"fetching the adapter of task {task}")
+    adapter, facts, dtype = _task_adapter(tasks[task], trial)
+    say("loading the base model and the adapter")
+    bundle = open_adapters(
+        facts.base_model_dir,
+        {task: adapter},
+        {task: {"system_prompt": facts.system_prompt}},
+        study=facts.study,
+        dtype=dtype,
+    )
+    say("generating")
+    return facts.trial, bundle.generate(task, [prompt], max_new_tokens=max_new_tokens)[0]
 
 
 # -- model registry ----------------------------------------------------------------------------

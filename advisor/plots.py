@@ -2,9 +2,10 @@
 
 Optuna draws the optimisation history, the parameter importances and a two-objective Pareto
 front (`optuna.visualization.matplotlib`); the rest are small matplotlib plots of our own: score
-vs wall time with the front highlighted (so a one-objective study shows its trade-off too), and
-the score by r and by target_modules. matplotlib is imported here only, with the Agg backend: no
-display is needed and `advisor --help` never pays for it.
+vs wall time with the front highlighted (so a one-objective study shows its trade-off too), the
+score by r and by target_modules, and the score gain against forgetting (KL from the base
+model). matplotlib is imported here only, with the Agg backend: no display is needed and
+`advisor --help` never pays for it.
 
 A plot that cannot be drawn (too few complete trials, a parameter that was not searched) is
 skipped with its reason in the report, never an exception.
@@ -137,6 +138,26 @@ def _score_by(param: str) -> Callable[[RecordedStudy, Report], Any]:
     return draw
 
 
+def _gain_vs_forgetting(recorded: RecordedStudy, report: Report) -> Any:
+    """Each complete trial's gain over the baseline (or score) against its KL from the base."""
+    rows = [r for r in report.complete if r.forgetting_kl is not None]
+    if not rows:
+        raise SkipPlot("no complete trial measured forgetting (eval.forgetting: false?)")
+    gains = all(r.gain is not None for r in rows)
+    ys = [r.gain if gains else r.values[0] for r in rows]  # type: ignore[index]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter([r.forgetting_kl for r in rows], ys, color="tab:purple")
+    for row, y in zip(rows, ys, strict=True):
+        ax.annotate(str(row.number), (row.forgetting_kl, y), fontsize=8)
+    if gains:
+        ax.axhline(0.0, color="gray", linewidth=0.8)
+    ax.set_xlabel("KL(base || tuned) on general text, nats/token (lower forgets less)")
+    ax.set_ylabel(f"{report.metric} gain over the baseline" if gains else report.metric)
+    ax.set_title(f"{report.study}: gain vs forgetting")
+    return fig
+
+
 def _natural(text: str) -> tuple[int, float, str]:
     try:
         return (0, float(text), "")
@@ -150,6 +171,7 @@ PLOTS: dict[str, Callable[[RecordedStudy, Report], Any]] = {
     "pareto": _pareto,
     "score_by_r": _score_by("r"),
     "score_by_target_modules": _score_by("target_modules"),
+    "gain_vs_forgetting": _gain_vs_forgetting,
 }
 """Plot name -> drawer returning a matplotlib Figure (or raising SkipPlot). Files: `<name>.png`."""
 

@@ -2,7 +2,8 @@
 
 `report`, `export`, `try` and `rerun` take a study by name (looked up in the default stores under
 `./mlruns/`, or the stores given) or by its study file (whose `storage:`/`tracking:` say where it
-lives). This module resolves either into one `RecordedStudy`.
+lives). This module resolves either into one `RecordedStudy`, and a multi-task study's name
+into one `RecordedStudy` per task (`open_task_studies`).
 """
 
 from __future__ import annotations
@@ -132,6 +133,15 @@ def open_recorded_study(
     try:
         loaded = optuna.load_study(study_name=name, storage=optuna_storage)
     except KeyError:
+        tasks = task_study_names(optuna_storage, name)
+        if tasks:
+            raise AdvisorInputError(
+                f"study {name!r} is a multi-task study with tasks {list(tasks)}: each task is "
+                "its own study",
+                where="STUDY",
+                fix=f"name one task's study (e.g. {next(iter(tasks.values()))}), or give "
+                "--task NAME (`advisor try`) or --bundle OUT_DIR (`advisor export`)",
+            ) from None
         names = [s.study_name for s in optuna.get_all_study_summaries(optuna_storage)]
         raise AdvisorInputError(
             f"no study named {name!r} in {stores.optuna_url}",
@@ -145,6 +155,61 @@ def open_recorded_study(
     )
     tracker.study_name = name
     return RecordedStudy(name=name, stores=stores, study=loaded, tracker=tracker, spec=spec)
+
+
+def task_study_names(optuna_storage: Any, umbrella: str) -> dict[str, str]:
+    """{task: its study's name} of the multi-task study `umbrella`, in the order they were
+    created (the study file's order); `{}` when no study is marked as one of its tasks."""
+    from advisor.study.tasks import TASK, UMBRELLA
+
+    found = {}
+    for frozen in sorted(optuna_storage.get_all_studies()):  # FrozenStudy orders by id
+        if frozen.user_attrs.get(UMBRELLA) == umbrella and TASK in frozen.user_attrs:
+            found[str(frozen.user_attrs[TASK])] = frozen.study_name
+    return found
+
+
+def open_task_studies(
+    study: str,
+    *,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    root: Path | None = None,
+) -> dict[str, RecordedStudy]:
+    """Each task's recorded study of a multi-task study, by task name (a name or its file).
+
+    A study without tasks, or whose tasks were never tuned, is a user error that says so.
+    """
+    from advisor.optuna_backend import make_storage
+
+    specs: dict[str, Any] = {}
+    if study.endswith((".yaml", ".yml")) or Path(study).is_file():
+        from advisor.study import load_study
+        from advisor.study.tasks import expand_tasks
+
+        spec = load_study(study)
+        name = spec.name
+        storage, tracking_uri = storage or spec.storage, tracking_uri or spec.tracking.uri
+        specs = {task.name: one for task, one in zip(spec.tasks, expand_tasks(spec), strict=True)}
+    else:
+        name = study
+    _refuse_missing_store(name, storage, root)
+    stores = Stores.resolve(optuna_url=storage, tracking_uri=tracking_uri, root=root)
+    names = task_study_names(make_storage(stores.optuna_url), name)
+    if not names:
+        raise AdvisorInputError(
+            f"study {name!r} has no tuned tasks in {stores.optuna_url}",
+            where="STUDY",
+            fix="give a study whose file declares `tasks:` and tune it first (`advisor tune "
+            "FILE`); for a single-task study leave out --task and --bundle",
+        )
+    opened = {}
+    for task, task_study in names.items():
+        opened[task] = open_recorded_study(
+            task_study, storage=stores.optuna_url, tracking_uri=stores.tracking_uri, root=root
+        )
+        opened[task].spec = specs.get(task)
+    return opened
 
 
 def _experiment_of(study: Any, name: str) -> str:

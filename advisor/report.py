@@ -6,6 +6,11 @@ attributes, the MLflow parent run), so a report can be rebuilt at any time, on a
 sees the stores. The report is a dataclass tree: the CLI renders it with rich, `--json` prints
 `Report.to_dict()`, and `advisor.plots` draws from the same Optuna study.
 
+Forgetting (`runners.forgetting`): each trial's KL divergence from the base model and perplexity
+change on general text, and its general-probe score, are read from the trial's MLflow run (or
+Optuna attributes, when the tuner stored them there), so the report sets the score gain against
+what the gain cost in general ability.
+
 Why compute a Pareto front for a one-objective study too: a study tuned for the metric alone
 still spent different amounts of time per trial, and "almost as good at half the cost" is the
 question a user asks next. For two objectives Optuna's own `study.best_trials` is the front.
@@ -51,6 +56,14 @@ class ReportRow:
     run_id: str | None = None
     values: list[float] | None = None
     """Optuna's objective values (complete trials only)."""
+    forgetting_kl: float | None = None
+    """Mean per-token KL(base || tuned) on the general-text probe (nats); 0 means untouched."""
+    ppl_delta: float | None = None
+    """Perplexity change on the general-text probe (> 0: general text became less likely)."""
+    general_score: float | None = None
+    """Share of the general instruction probe answered correctly."""
+    general_score_delta: float | None = None
+    """general_score - the base model's (< 0: general ability lost)."""
 
 
 @dataclass
@@ -117,6 +130,8 @@ class Report:
     tracking_uri: str | None = None
     plots: list[PlotFile] = field(default_factory=list)
     plots_dir: str | None = None
+    baseline_general_score: float | None = None
+    """The untuned model's score on the general instruction probe (forgetting's reference)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,7 +155,11 @@ def build_report(recorded: RecordedStudy) -> Report:
     objectives = list(study.user_attrs.get("advisor.objectives") or ["score"])
     directions = [d.name.lower() for d in study.directions]
     baseline = recorded.baseline_score
-    rows = [_row(t, baseline) for t in study.get_trials(deepcopy=False)]
+    trials = study.get_trials(deepcopy=False)
+    rows = [_row(t, baseline) for t in trials]
+    measured = _run_metrics(recorded)
+    for trial, row in zip(trials, rows, strict=True):
+        _add_forgetting(row, trial.user_attrs, measured.get(row.run_id or "", {}))
     method, fixed = _study_settings(recorded)
     best = _best_picks(rows, objectives, directions)
     report = Report(
@@ -158,6 +177,7 @@ def build_report(recorded: RecordedStudy) -> Report:
         decision="",
         parent_run_id=recorded.tracker.parent_run_id,
         tracking_uri=recorded.stores.tracking_uri,
+        baseline_general_score=measured.get(BASELINE, {}).get("general_score"),
     )
     report.decision = decide(report)
     return report
@@ -196,6 +216,44 @@ def _row(trial: Any, baseline: float | None) -> ReportRow:
         run_id=attrs.get("mlflow_run_id"),
         values=list(trial.values) if state == "complete" and trial.values else None,
     )
+
+
+FORGETTING = {
+    "forgetting_kl": "forgetting_kl",
+    "ppl_delta": "forgetting_ppl_delta",
+    "general_score": "general_score",
+    "general_score_delta": "general_score_delta",
+}
+"""ReportRow field -> the metric (and Optuna attribute) holding it."""
+BASELINE = "baseline"
+
+
+def _run_metrics(recorded: RecordedStudy) -> dict[str, dict[str, float]]:
+    """Latest metrics of the study's child runs by run id, the baseline's also under BASELINE.
+
+    One search over the study's runs, not one request per trial."""
+    tracker = recorded.tracker
+    if tracker.parent_run_id is None:
+        return {}
+    from advisor.tracking import ROLE
+
+    out: dict[str, dict[str, float]] = {}
+    for run in tracker.child_runs():
+        metrics = dict(run.data.metrics)
+        out[run.info.run_id] = metrics
+        if run.data.tags.get(ROLE) == "baseline" and "general_score" in metrics:
+            out[BASELINE] = metrics  # runs come oldest first: the latest baseline wins
+    return out
+
+
+def _add_forgetting(row: ReportRow, attrs: dict[str, Any], metrics: dict[str, float]) -> None:
+    """Fill the forgetting fields of a complete trial: Optuna attribute, else run metric."""
+    if row.state != "complete":
+        return
+    for name, key in FORGETTING.items():
+        value = attrs.get(key, metrics.get(key))
+        if value is not None:
+            setattr(row, name, float(value))
 
 
 def _study_settings(recorded: RecordedStudy) -> tuple[str | None, dict[str, Any]]:
@@ -391,7 +449,50 @@ def decide(report: Report) -> str:
             f"; trial {row.number} ({describe_params(row.params)}) reaches "
             f"{score_share:.0%} of that score at {cost_share:.0%} of the cost"
         )
+    sentence += _forgetting_phrase(report, best)
     return sentence + "."
+
+
+def _forgetting_phrase(report: Report, best: ReportRow) -> str:
+    """What the best trial cost in general ability, and a trial that forgets much less, if any."""
+    if best.forgetting_kl is None:
+        return ""
+    parts = [f"KL {best.forgetting_kl:.3g} nats/token from the base model"]
+    if best.ppl_delta is not None:
+        parts.append(f"perplexity on general text {best.ppl_delta:+.3g}")
+    if best.general_score is not None and best.general_score_delta is not None:
+        before = best.general_score - best.general_score_delta
+        parts.append(f"general probe {before:.0%} -> {best.general_score:.0%}")
+    phrase = f"; forgetting: {', '.join(parts)}"
+    gentler = _gentler_alternative(report, best)
+    if gentler is not None:
+        row, score_share = gentler
+        phrase += (
+            f"; trial {row.number} ({describe_params(row.params)}) reaches {score_share:.0%} of "
+            f"that score with KL {row.forgetting_kl:.3g}"
+        )
+    return phrase
+
+
+def _gentler_alternative(report: Report, best: ReportRow) -> tuple[ReportRow, float] | None:
+    """The least-forgetting trial reaching GOOD_ENOUGH of the best score with under half its KL."""
+    if report.directions[0] != "maximize" or not best.values or best.forgetting_kl is None:
+        return None
+    top, limit = best.values[0], best.forgetting_kl / 2
+    if top <= 0:
+        return None
+    candidates = [
+        r
+        for r in report.complete
+        if r.number != best.number
+        and r.forgetting_kl is not None
+        and r.forgetting_kl < limit
+        and r.values[0] >= GOOD_ENOUGH * top  # type: ignore[index]
+    ]
+    if not candidates:
+        return None
+    row = min(candidates, key=lambda r: r.forgetting_kl)  # type: ignore[arg-type,return-value]
+    return row, row.values[0] / top  # type: ignore[index]
 
 
 def _cheaper_alternative(report: Report, best: ReportRow) -> tuple[ReportRow, float, float] | None:

@@ -148,7 +148,8 @@ def check_data(spec: dict[str, Any], provenance: dict[str, Any]) -> dict[str, tu
     """Data files whose content changed since the study ran: {role: (logged, now)}."""
     changed = {}
     for role, logged in provenance.get("data_hashes", {}).items():
-        path = Path(spec["data"][role])
+        entry = spec["data"][role]
+        path = Path(entry["path"] if isinstance(entry, dict) else entry)  # replay: {path, ...}
         if not path.is_file():
             raise AdvisorInputError(
                 f"data file {path} ({role}) of the original study is missing",

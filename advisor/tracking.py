@@ -133,6 +133,9 @@ def check_tracking_reachable(uri: str, timeout_s: float = 10.0) -> None:
 def _quiet_mlflow() -> None:
     # MLflow prints alembic migrations and a banner per new SQLite store: noise for a CLI.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # With a tracking server MLflow writes "View run ... at: URL" to stdout when a run ends,
+    # which would break `--json` output; the runs are linked from the report instead.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     import logging
 
     for name in ("alembic", "mlflow", "mlflow.store.db.utils"):
@@ -346,6 +349,17 @@ class StudyTracker:
             "trainable_percent": result.trainable_percent,
             "adapter_mb": result.adapter_mb,
             "world_size": float(result.world_size),  # processes that trained it (trial.processes)
+            "train_examples": float(result.train_examples),
+            "replay_examples": float(result.replay_examples),
+            # forgetting against the base model (runners.forgetting); None when not measured
+            "forgetting_kl": result.forgetting_kl,
+            "forgetting_ppl_delta": result.forgetting_ppl_delta,
+            "base_ppl": result.base_ppl,
+            "tuned_ppl": result.tuned_ppl,
+            "general_score": result.general_score,
+            "base_general_score": result.base_general_score,
+            "general_score_delta": result.general_score_delta,
+            "forgetting_seconds": result.forgetting_seconds,
             **derived,
         }
         if result.state == "failed":

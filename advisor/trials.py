@@ -66,6 +66,8 @@ class TuneSummary:
     skipped_finished: int = 0
     registered_model: str | None = None
     """`<name>/<version>` of the best trial's adapter in the MLflow model registry."""
+    notes: list[str] = field(default_factory=list)
+    """Warnings the user should see before the trials (e.g. personal data allowed)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

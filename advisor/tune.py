@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from advisor.errors import AdvisorInputError
 from advisor.optuna_backend import Param
@@ -48,13 +48,16 @@ from advisor.trials import (
 )
 from runners.config import TrialConfig, TrialResult
 
+if TYPE_CHECKING:  # pragma: no cover
+    from advisor.study.spec import StudySpec
+
 TARGET_ATTR = "advisor.n_trials"
 """Study user attribute: the total trials wanted, set by `tune`, read by every worker."""
 PARENT_ATTR = "advisor.mlflow_parent_run_id"
 
 
 def tune(
-    study_file: str | Path,
+    study_file: str | Path | StudySpec,
     *,
     n_trials: int | None = None,
     observer: TuneObserver | None = None,
@@ -78,21 +81,29 @@ def tune(
     `storage` and `tracking_uri` override the study file's stores (e.g. a shared PostgreSQL).
     `enqueue` fixes the parameters of the first trials of a new study (a rerun of given trials);
     `study_tags` go on the MLflow parent run (e.g. the run a rerun reproduces).
+    `study_file` may be a loaded spec (one task of a multi-task study: `tune_tasks`).
     """
     from advisor import optuna_backend as ob
+    from advisor.scan.gate import check_study_data, describe_pii
+    from advisor.study.tasks import task_markers
 
     observer = observer or NullObserver()
     started = time.monotonic()
     plan = StudyPlan.load(study_file, root=root, storage=storage, tracking_uri=tracking_uri)
     spec = plan.spec
     check_tracking_reachable(plan.stores.tracking_uri)  # before the study is created
+    data_report = check_study_data(spec)  # personal data refused unless data.allow_pii
     study = ob.open_study(
         name=spec.name,
         storage=plan.storage(),
         directions=plan.directions,
         sampler=plan.sampler(),
         pruner=plan.pruner(),
-        user_attrs={"advisor.metric": plan.metric, "advisor.objectives": plan.objectives},
+        user_attrs={
+            "advisor.metric": plan.metric,
+            "advisor.objectives": plan.objectives,
+            **task_markers(spec),
+        },
         params=plan.params,
     )
     target = n_trials if n_trials is not None else spec.optuna.n_trials
@@ -114,19 +125,74 @@ def tune(
         git_commit=git_commit(plan.spec_path.parent),
         optuna_url=plan.stores.optuna_url,
         params={"study": spec.name, "metric": plan.metric, "method": plan.method},
-        extra_tags=study_tags,
+        extra_tags={**task_markers(spec), **(study_tags or {})},
     )
+    _log_data_scan(tracker, data_report)
     study.set_user_attr("advisor.mlflow_experiment_id", tracker.experiment_id)
     study.set_user_attr("advisor.mlflow_experiment_name", plan.experiment)
     study.set_user_attr("advisor.mlflow_tracking_uri", redact_url(plan.stores.tracking_uri))
     study.set_user_attr(PARENT_ATTR, tracker.parent_run_id)  # last: workers wait for it
-    return _Session(plan, study, tracker, observer, python, keep_workdirs, coordinator=True).run(
-        started
-    )
+    session = _Session(plan, study, tracker, observer, python, keep_workdirs, coordinator=True)
+    if spec.data.allow_pii and (note := describe_pii(data_report)):
+        session.notes.append(f"{note} (allowed by data.allow_pii)")
+    return session.run(started)
+
+
+@dataclass
+class TaskSummaries:
+    """What `tune_tasks` and `work_tasks` return: one summary per task, in declaration order."""
+
+    study: str
+    tasks: dict[str, TuneSummary]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"study": self.study, "tasks": {k: v.to_dict() for k, v in self.tasks.items()}}
+
+
+def tune_tasks(study_file: str | Path, **options: Any) -> TaskSummaries:
+    """Tune each task of a multi-task study in turn, each as its own study `<study>.<task>`.
+
+    Same stores and budget for every task (`options` are `tune`'s, `n_trials` per task). Ctrl-C
+    stops in the running task; the same call continues it, then tunes the tasks after it.
+    """
+    return _each_task(study_file, tune, options)
+
+
+def work_tasks(study_file: str | Path, **options: Any) -> TaskSummaries:
+    """Join each task's study of a multi-task study in turn (`work`'s options)."""
+    return _each_task(study_file, work, options)
+
+
+def _each_task(
+    study_file: str | Path, job: Callable[..., TuneSummary], options: dict[str, Any]
+) -> TaskSummaries:
+    from advisor.study import load_study
+    from advisor.study.tasks import expand_tasks
+
+    spec = load_study(study_file)
+    if not spec.tasks:
+        raise AdvisorInputError(
+            f"study {spec.name!r} declares no tasks", where="tasks", fix="tune it with `tune`"
+        )
+    summaries = TaskSummaries(study=spec.name, tasks={})
+    for task, task_spec in zip(spec.tasks, expand_tasks(spec), strict=True):
+        summaries.tasks[task.name] = job(task_spec, **options)
+    return summaries
+
+
+def _log_data_scan(tracker: StudyTracker, report: Any) -> None:
+    """The data scan on the parent run: report files under data_scan/, headline metrics."""
+    from advisor.scan import scan_metrics, write_report_files
+
+    with tempfile.TemporaryDirectory() as folder:
+        tracker.log_artifacts_to_parent(
+            write_report_files(report, folder), artifact_path="data_scan"
+        )
+    tracker.log_metrics(tracker.parent_run_id, scan_metrics(report))
 
 
 def work(
-    study_file: str | Path,
+    study_file: str | Path | StudySpec,
     *,
     observer: TuneObserver | None = None,
     root: Path | None = None,
@@ -213,6 +279,7 @@ class _Session:
     ) -> None:
         self.plan, self.study, self.tracker, self.observer = plan, study, tracker, observer
         self.python, self.keep, self.coordinator = python, keep_workdirs, coordinator
+        self.notes: list[str] = []
 
     def run(self, started: float) -> TuneSummary:
         from advisor import coordination as co
@@ -230,6 +297,7 @@ class _Session:
             parent_run_id=tracker.parent_run_id,
             rows=[row_from_frozen(t) for t in study.get_trials(deepcopy=False)],
             baseline_score=study.user_attrs.get("advisor.baseline_score"),
+            notes=list(self.notes),
         )
         target = int(study.user_attrs.get(TARGET_ATTR, plan.spec.optuna.n_trials))
         used = co.budget_used(study)
@@ -404,17 +472,29 @@ class StudyPlan:
     @classmethod
     def load(
         cls,
-        study_file: str | Path,
+        study_file: str | Path | StudySpec,
         *,
         root: Path | None = None,
         storage: str | None = None,
         tracking_uri: str | None = None,
     ) -> StudyPlan:
-        """Load and check the study file; `storage`/`tracking_uri` override its stores."""
+        """Load and check the study file (or take a loaded spec, which it then changes);
+        `storage`/`tracking_uri` override its stores."""
         from advisor.study import load_study
+        from advisor.study.spec import StudySpec
 
-        spec_path = Path(study_file)
-        spec = load_study(spec_path)
+        if isinstance(study_file, StudySpec):
+            spec, spec_path = study_file, Path(study_file.source_file or ".")
+        else:
+            spec_path = Path(study_file)
+            spec = load_study(spec_path)
+        if spec.tasks:
+            raise AdvisorInputError(
+                f"study {spec.name!r} declares tasks {[t.name for t in spec.tasks]}: each is "
+                "tuned as its own study",
+                where="tasks",
+                fix="tune it with `advisor tune FILE` (advisor.tune.tune_tasks / work_tasks)",
+            )
         if storage:
             spec.storage = storage
         if tracking_uri:
@@ -451,6 +531,7 @@ class StudyPlan:
             data_hashes={
                 "train": file_sha256(spec.data.train),
                 "eval": file_sha256(spec.data.eval),
+                **({"replay": file_sha256(spec.data.replay.path)} if spec.data.replay else {}),
             },
             n_startup=int(spec.optuna.n_startup_trials),
             limits=TrialLimits(

@@ -38,6 +38,13 @@ class DataConfig:
     system_prompt: str | None = None
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
+    replay_path: str | None = None
+    """General instruction data mixed into training against forgetting; None: no replay."""
+    replay_fraction: float = 0.0
+    """Share of the final training mixture drawn from `replay_path`, in [0, 1): see
+    `runners.data.replay_count`."""
+    replay_prompt_field: str = "prompt"
+    replay_response_field: str = "response"
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,15 @@ class EvalConfig:
     max_new_tokens: int = 64
     batch_size: int = 8
     samples_to_log: int = 10
+    forgetting: bool = True
+    """Also measure how far training moved the model from the base on general ability
+    (`runners.forgetting`): perplexity and KL on a text probe, score on an instruction probe."""
+    forgetting_text_tokens: int = 2048
+    """Tokens of the general-text probe scored (cut into chunks of at most 256)."""
+    forgetting_prompts: int = 30
+    """Prompts of the general instruction probe answered (at most the probe's size)."""
+    forgetting_max_new_tokens: int = 16
+    """Generation budget per probe answer: the probe asks for one word or one number."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +180,22 @@ class TrialResult:
     world_size: int = 1
     """Processes the trial trained on (torchrun ranks); the effective batch scales with it.
     tokens_per_second counts all ranks; peak_memory_mb is rank 0's."""
+    train_examples: int = 0
+    """Task examples in the training set (after `max_train_examples`)."""
+    replay_examples: int = 0
+    """General instruction examples mixed in (`data.replay`); the mixture holds both."""
+    forgetting_kl: float | None = None
+    """Mean per-token KL(base || tuned) on the general-text probe, in nats; 0 for the base."""
+    base_ppl: float | None = None
+    tuned_ppl: float | None = None
+    forgetting_ppl_delta: float | None = None
+    """tuned_ppl - base_ppl on the general-text probe: > 0 when general text got less likely."""
+    general_score: float | None = None
+    """Share of the general instruction probe answered correctly by the trained model."""
+    base_general_score: float | None = None
+    general_score_delta: float | None = None
+    """general_score - base_general_score: < 0 when general ability was lost."""
+    forgetting_seconds: float = 0.0
 
     @property
     def trainable_percent(self) -> float:

@@ -18,7 +18,7 @@ from typing import Any
 
 from runners import distributed
 from runners.config import TrialConfig, TrialResult
-from runners.data import eval_records, load_datasets
+from runners.data import as_dataset, eval_records, training_set
 from runners.errors import TrialInputError
 from runners.evaluate import evaluate_task, metric_for
 from runners.reporting import NullReporter, Reporter
@@ -139,8 +139,12 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
         )
     metric = metric_for(config.eval)
     # Data errors are the cheapest to find: before any model is loaded.
-    train_ds, eval_ds = load_datasets(config.data)
-    records = eval_records(config.data) if metric.needs_generation else []
+    training = training_set(config.data, seed=config.seed)
+    result.train_examples = training.task_examples
+    result.replay_examples = len(training.replay_rows)
+    eval_pairs = eval_records(config.data)
+    train_ds, eval_ds = as_dataset(training.pairs), as_dataset(eval_pairs)
+    records = eval_pairs if metric.needs_generation else []
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     trainer_dir = output_dir / "trainer"
@@ -163,6 +167,7 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
     result.trainable_params, result.total_params = count_params(model)
     if method is None:
         result.trainable_params = 0
+    forgetting = _Forgetting(model, tokenizer, config, result) if _measures(config) else None
 
     if method is None:
         reporter.phase("evaluate")
@@ -177,6 +182,8 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
             output_dir=trainer_dir,
         )
     else:
+        if forgetting is not None:
+            forgetting.before_training()
         reporter.phase("train")
         outcome = train(
             model,
@@ -219,10 +226,61 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
         result.score = result.eval_loss
     result.eval_seconds = time.perf_counter() - started
 
+    if forgetting is not None:
+        reporter.phase("forgetting")
+        forgetting.after_training(untouched=method is None)
     if method is not None:
         reporter.phase("save")
         _save(model, method.peft, output_dir, result)
     result.state = "complete"
+
+
+def _measures(config: TrialConfig) -> bool:
+    """Forgetting is measured on rank 0 only (the ranks' weights are equal), when asked for."""
+    return config.eval.forgetting and distributed.is_main()
+
+
+class _Forgetting:
+    """The forgetting measurement of one trial (`runners.forgetting`), around its training.
+
+    A peft model keeps its base (the adapter switched off), so nothing happens before training;
+    any other model (full fine-tuning) has its base's view of the probes recorded first.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, config: TrialConfig, result: TrialResult):
+        from runners import forgetting
+
+        self.model, self.tokenizer, self.cfg, self.result = model, tokenizer, config.eval, result
+        self.probes = forgetting.probes_for(model, tokenizer, config.eval)
+        self.snapshot: Any = None
+
+    def before_training(self) -> None:
+        from runners import forgetting
+
+        if forgetting.is_peft(self.model):
+            return
+        started = time.perf_counter()
+        self.snapshot = forgetting.snapshot_base(self.model, self.tokenizer, self.probes, self.cfg)
+        self.result.forgetting_seconds += time.perf_counter() - started
+
+    def after_training(self, *, untouched: bool) -> None:
+        from runners import forgetting
+
+        started = time.perf_counter()
+        args = (self.model, self.tokenizer, self.probes, self.cfg)
+        if untouched:
+            measured = forgetting.measure_untouched(*args)
+        else:
+            measured = forgetting.measure_forgetting(*args, base=self.snapshot)
+        self.snapshot = None  # the base's log-probabilities can be large: free them now
+        result = self.result
+        result.forgetting_kl = measured.kl
+        result.base_ppl, result.tuned_ppl = measured.base_ppl, measured.tuned_ppl
+        result.forgetting_ppl_delta = measured.ppl_delta
+        result.general_score = measured.general_score
+        result.base_general_score = measured.base_general_score
+        result.general_score_delta = measured.general_score_delta
+        result.forgetting_seconds += time.perf_counter() - started
 
 
 def _remove_if_empty(path: Path) -> None:

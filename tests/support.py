@@ -39,6 +39,29 @@ def write_tiny_study(tmp_path: Path, model: Path, name: str, **overrides) -> Pat
     return path
 
 
+def write_task_study(
+    tmp_path: Path, model: Path, name: str, answers: dict[str, str], **overrides
+) -> Path:
+    """A multi-task study (`tasks:`) on the tiny Llama: task T always answers `answers[T]`
+    (toy prompts, a constant response), so each task's adapter is easy to tell apart."""
+    import yaml
+
+    from runners.testing import toy_dataset, write_jsonl
+
+    path = write_tiny_study(tmp_path, model, name, **overrides)
+    spec = yaml.safe_load(path.read_text())
+    spec.pop("data")
+    spec["tasks"] = []
+    for task, answer in answers.items():
+        for split, n, seed in (("train", 24, 1), ("eval", 4, 2)):
+            rows = [{"prompt": r["prompt"], "response": answer} for r in toy_dataset(n, seed=seed)]
+            write_jsonl(tmp_path / f"{task}_{split}.jsonl", rows)
+        data = {"train": f"{task}_train.jsonl", "eval": f"{task}_eval.jsonl"}
+        spec["tasks"].append({"name": task, "data": data})
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
 def crashing_python(tmp_path: Path, trial: int) -> str:
     """A `python` whose runner process dies for one trial, like a segfault or an OOM kill."""
     import stat

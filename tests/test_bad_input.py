@@ -302,6 +302,16 @@ CASES = [
         id="data-row-missing-response",
     ),
     bad(
+        "data:",
+        "personal data in train.jsonl row 3 (email)",
+        "data.allow_pii: true",
+        prepare=_write(
+            "train.jsonl",
+            GOOD_RECORD * 2 + '{"prompt": "mail jane.doe@example.com", "response": "r"}\n',
+        ),
+        id="personal-data-in-training-data",
+    ),
+    bad(
         "s.yaml:5: data.train:",
         "every record of train.jsonl lacks the field(s) ['question']",
         "set data.prompt_field to one of",

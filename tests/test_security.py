@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import optuna
+import pytest
 import yaml
 from support import write_tiny_study
 
@@ -37,6 +38,7 @@ def _all_text(folder: Path) -> str:
     return "\n".join(chunks)
 
 
+@pytest.mark.system
 def test_no_password_or_environment_variable_is_recorded(
     tmp_path: Path, tiny_model: Path, postgres_url: str
 ) -> None:

@@ -58,7 +58,7 @@ def test_study_runs_every_trial_with_one_child_run_each(tmp_path: Path, tiny_mod
     assert len(parents) == 1 and len(baselines) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED"
-    assert {"study.yaml", "provenance.json"} <= {
+    assert {"study.yaml", "provenance.json", "data_scan"} <= {
         a.path for a in client.list_artifacts(parent.info.run_id)
     }
     assert parent.data.tags["advisor.data_hash.train"]

@@ -20,19 +20,25 @@ from support import write_tiny_study
 from advisor.tracking import ROLE, STATE
 
 
-def _running_trial(db: Path) -> bool:
-    """Read-only look at the Optuna SQLite file: opening it through Optuna would initialise the
+def _mid_training(db: Path) -> bool:
+    """Whether a RUNNING trial has reported its first eval loss (half-way through its steps).
+
+    A read-only look at the Optuna SQLite file: opening it through Optuna would initialise the
     schema and race the `tune` process creating it."""
     if not db.exists():
         return False
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            states = conn.execute("SELECT state FROM trials").fetchall()
+            found = conn.execute(
+                "SELECT count(*) FROM trials t JOIN trial_intermediate_values v "
+                "ON v.trial_id = t.trial_id WHERE t.state = 'RUNNING'"
+            ).fetchone()
     except sqlite3.OperationalError:  # tables not created yet
         return False
-    return ("RUNNING",) in states
+    return bool(found and found[0])
 
 
+@pytest.mark.system
 @pytest.mark.skipif(os.name != "posix", reason="signals")
 @pytest.mark.parametrize(
     ("signum", "code", "word"),
@@ -42,8 +48,10 @@ def _running_trial(db: Path) -> bool:
 def test_a_stopped_trial_is_killed_cleanly_and_retried(
     tmp_path: Path, tiny_model: Path, signum: int, code: int, word: str
 ) -> None:
+    # 400 tiny steps take ~10 s: the signal lands between the first eval (step 200) and the end
+    # on a fast machine as on a busy one.
     study_file = write_tiny_study(
-        tmp_path, tiny_model, "intr", train={"max_steps": 40, "eval_steps": 20}
+        tmp_path, tiny_model, "intr", train={"max_steps": 400, "eval_steps": 200}
     )
     storage = f"sqlite:///{tmp_path / 'mlruns' / 'optuna.db'}"
     command = [sys.executable, "-m", "advisor", "tune", str(study_file), "--n-trials", "1"]
@@ -51,11 +59,10 @@ def test_a_stopped_trial_is_killed_cleanly_and_retried(
         command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 120
-    while not _running_trial(tmp_path / "mlruns" / "optuna.db"):
+    while not _mid_training(tmp_path / "mlruns" / "optuna.db"):
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "no trial started"
         time.sleep(0.5)
-    time.sleep(3)  # let the runner process start training
     process.send_signal(signum)
     _, err = process.communicate(timeout=60)
     assert process.returncode == code, err

@@ -29,7 +29,10 @@ from support import write_tiny_study
 
 from advisor.tracking import PARENT, ROLE, STATE, TRIAL
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals and process groups")
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(os.name != "posix", reason="signals and process groups"),
+]
 
 GRID = {
     "r": [2, 4],

@@ -1,5 +1,6 @@
-"""Commands: `advisor export` (a trial's adapter as a loadable directory) and `advisor try`
-(answer a prompt with a trial's adapter). The work is in `advisor.export`."""
+"""Commands: `advisor export` (a trial's adapter as a loadable directory, or a multi-task
+study's adapters as one bundle) and `advisor try` (answer a prompt with a trial's or a task's
+adapter). The work is in `advisor.export` and `advisor.bundle`."""
 
 from __future__ import annotations
 
@@ -11,30 +12,41 @@ from rich.markup import escape
 from rich.table import Table
 
 from advisor.cli._common import console, err_console, print_json, user_errors
+from advisor.errors import AdvisorInputError
 
 _STUDY_HELP = "A study name (looked up in ./mlruns) or a study file."
 _STORAGE_HELP = "Optuna storage URL (default: sqlite under ./mlruns)."
 _TRACKING_HELP = "MLflow tracking URI (default: sqlite under ./mlruns)."
 
 
-def _open(study: str, storage: str | None, tracking_uri: str | None) -> Any:
+def _open(study: str, storage: str | None, tracking_uri: str | None, *, tasks: bool = False) -> Any:
+    """The recorded study, or with `tasks` each task's recorded study by task name."""
     import warnings
 
     from transformers.utils import logging as hf_logging
 
-    from advisor.records import open_recorded_study
+    from advisor.records import open_recorded_study, open_task_studies
 
     # The spinner says what is happening; weight-loading bars and deprecation notices from
     # transformers/peft would only garble it.
     hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning)
 
-    return open_recorded_study(study, storage=storage, tracking_uri=tracking_uri)
+    opener = open_task_studies if tasks else open_recorded_study
+    return opener(study, storage=storage, tracking_uri=tracking_uri)
 
 
 def export_command(
     study: str = typer.Argument(..., metavar="STUDY", help=_STUDY_HELP),
-    out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="Directory to write (new)."),
+    out_dir: Path | None = typer.Argument(
+        None, metavar="[OUT_DIR]", help="Directory to write (new); or use --bundle."
+    ),
+    bundle: Path | None = typer.Option(
+        None,
+        "--bundle",
+        metavar="OUT_DIR",
+        help="For a study with tasks: write each task's best adapter over one base model.",
+    ),
     trial: str = typer.Option("best", "--trial", help="'best' or a trial number."),
     merge: bool = typer.Option(
         False, "--merge", help="Merge the adapter into the base weights (a plain model)."
@@ -50,10 +62,28 @@ def export_command(
     """Export a trial's adapter so transformers/peft load it offline, with a model card.
 
     Without --merge: `peft.AutoPeftModelForCausalLM.from_pretrained(OUT_DIR)`. With --merge:
-    `transformers.AutoModelForCausalLM.from_pretrained(OUT_DIR)`.
+    `transformers.AutoModelForCausalLM.from_pretrained(OUT_DIR)`. With --bundle (a study with
+    tasks): `advisor.bundle.load_bundle(OUT_DIR).generate(TASK, prompts)`.
     """
     from advisor.export import export_trial
 
+    if (out_dir is None) == (bundle is None):
+        raise AdvisorInputError(
+            "give OUT_DIR (one study's trial) or --bundle OUT_DIR (a study with tasks), not "
+            + ("both" if out_dir else "neither"),
+            where="OUT_DIR",
+            fix="e.g. `advisor export demo out/adapter` or `advisor export multi --bundle out/b`",
+        )
+    if bundle is not None:
+        if merge or register_model:
+            raise AdvisorInputError(
+                "--merge and --register work on one trial, not a bundle",
+                where="--bundle",
+                fix="export one task's study (`advisor export STUDY.TASK OUT_DIR --merge`)",
+            )
+        _export_bundle(study, bundle, trial, force, storage, tracking_uri, as_json)
+        return
+    assert out_dir is not None
     with err_console.status("opening the study") as status:
         recorded = _open(study, storage, tracking_uri)
         result = export_trial(
@@ -89,19 +119,88 @@ def export_command(
     console.print(f"load it with {loader}.from_pretrained({str(result.out_dir)!r})")
 
 
+def _export_bundle(
+    study: str,
+    out_dir: Path,
+    trial: str,
+    force: bool,
+    storage: str | None,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    from advisor.export import export_bundle
+
+    with err_console.status("opening the study's tasks") as status:
+        tasks = _open(study, storage, tracking_uri, tasks=True)
+        umbrella = next(iter(tasks.values())).study.user_attrs.get("advisor.umbrella", study)
+        result = export_bundle(
+            tasks,
+            out_dir,
+            study=umbrella,
+            trial=trial,
+            force=force,
+            progress=lambda message: status.update(message),
+        )
+    if as_json:
+        print_json(result.to_dict())
+        return
+    console.print(
+        f"[green]exported[/] bundle of study [bold]{escape(result.study)}[/] "
+        f"({len(result.tasks)} tasks) to {escape(str(result.out_dir))}"
+    )
+    table = Table("task", "study", "trial", "score", box=None, pad_edge=False)
+    for task, facts in result.facts.items():
+        score = facts.get("results", {}).get("score", "-")
+        table.add_row(
+            task, escape(facts["study"]), str(facts["trial"]), f"{facts['metric']} {score}"
+        )
+    console.print(table)
+    console.print(f"base model: {escape(result.base_model_dir)}")
+    console.print(f"load it with advisor.bundle.load_bundle({str(result.out_dir)!r})")
+
+
 def try_command(
     study: str = typer.Argument(..., metavar="STUDY", help=_STUDY_HELP),
     prompt: str = typer.Argument(..., help="The user message to answer."),
     trial: str = typer.Option("best", "--trial", help="'best' or a trial number."),
+    task: str | None = typer.Option(
+        None, "--task", help="For a study with tasks: the task whose adapter answers."
+    ),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Tokens to generate."),
     storage: str | None = typer.Option(None, "--storage", help=_STORAGE_HELP),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=_TRACKING_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
 ) -> None:
     """Answer PROMPT with the base model plus a trial's adapter (greedy, the study's system
-    prompt and chat template), without exporting anything."""
-    from advisor.export import try_trial
+    prompt and chat template), without exporting anything. For a study with tasks, --task
+    names the task: its best trial's adapter answers, with the task's system prompt."""
+    from advisor.export import try_task, try_trial
 
+    if task is not None:
+        with err_console.status("opening the study's tasks") as status:
+            tasks = _open(study, storage, tracking_uri, tasks=True)
+            number, answer = try_task(
+                tasks,
+                task,
+                prompt,
+                trial=trial,
+                max_new_tokens=max_new_tokens,
+                progress=lambda message: status.update(message),
+            )
+        if as_json:
+            study_name = tasks[task].name
+            print_json(
+                {
+                    "study": study_name,
+                    "task": task,
+                    "trial": number,
+                    "prompt": prompt,
+                    "answer": answer,
+                }
+            )
+            return
+        console.print(answer, markup=False, highlight=False)
+        return
     with err_console.status("opening the study") as status:
         recorded = _open(study, storage, tracking_uri)
         number = recorded.resolve_trial(trial)

@@ -41,7 +41,9 @@ def render_report(report: Report, out: Console) -> None:
     table.add_column("#", no_wrap=True, justify="right")
     table.add_column("parameters", overflow="fold", ratio=3)
     table.add_column("state", no_wrap=True)
-    for column in ("score", "gain", "eval loss", "wall s", "$", "trainable"):
+    # "KL": how far the trial moved from the base model on general text (nats/token);
+    # "Δppl": its perplexity change there. Forgetting, next to the gain it paid for.
+    for column in ("score", "gain", "KL", "Δppl", "eval loss", "wall s", "$", "trainable"):
         table.add_column(column, justify="right")
     table.add_column("note", overflow="fold", ratio=1)
     best = report.best_trial
@@ -56,6 +58,8 @@ def render_report(report: Report, out: Console) -> None:
             f"[{style}]{row.state}[/]",
             _fmt(row.score),
             _fmt(row.gain, "+.3f"),
+            _fmt(row.forgetting_kl, ".3g"),
+            _fmt(row.ppl_delta, "+.3g"),
             _fmt(row.eval_loss),
             _fmt(row.wall_seconds, ".0f"),
             _fmt(row.cost_usd, ".3f"),

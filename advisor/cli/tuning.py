@@ -17,7 +17,7 @@ from rich.table import Table
 from advisor.cli._common import console, err_console, print_json, user_errors
 
 if TYPE_CHECKING:  # pragma: no cover
-    from advisor.tune import TrialRow, TuneSummary
+    from advisor.tune import TaskSummaries, TrialRow, TuneSummary
 
 
 def _fmt(value: Any, spec: str = ".3f") -> str:
@@ -120,10 +120,14 @@ class LiveTable:
 
     # TuneObserver
     def study_started(self, summary: TuneSummary, max_steps: int, n_new: int) -> None:
+        if self._started and self.summary is not None and summary.study != self.summary.study:
+            self._next_study()
         if self._entered and not self._started:
             self.live.__enter__()
             self._started = True
         self.summary, self.max_steps = summary, max_steps
+        for note in summary.notes:
+            err_console.print(f"[yellow]warning:[/] {note}", highlight=False)
         for row in summary.rows:
             self.rows[row.number] = row
         if summary.skipped_finished:
@@ -132,6 +136,13 @@ class LiveTable:
                 f"already finished, {n_new} to run"
             )
         self.live.update(self.render())
+
+    def _next_study(self) -> None:
+        """The next task of a multi-task study: leave the finished table, start a new one."""
+        self.live.update(self.render())
+        self.live.stop()
+        self.live = Live(console=err_console, refresh_per_second=4, transient=False)
+        self.rows, self._started = {}, False
 
     def trial_started(self, row: TrialRow) -> None:
         self.rows[row.number] = row
@@ -202,11 +213,13 @@ def tune_command(
     the same command continues the study without repeating finished trials. Ctrl-C or SIGTERM
     stops the running trial (recorded KILLED, retried on the next start). To train on several
     GPUs or machines, start the study here with a shared --storage, then `advisor worker`.
+    A study with `tasks` tunes each task in turn, as its own study `<study>.<task>`.
     """
-    from advisor.tune import tune
+    from advisor.study.tasks import declares_tasks
+    from advisor.tune import tune, tune_tasks
 
     _run_view(
-        lambda view: tune(
+        lambda view: (tune_tasks if declares_tasks(study_file) else tune)(
             study_file,
             n_trials=n_trials,
             observer=view,
@@ -238,10 +251,11 @@ def worker_command(
     Trials are never duplicated; a worker killed mid-trial has its trial failed and retried
     with the same parameters by the next worker that asks.
     """
-    from advisor.tune import work
+    from advisor.study.tasks import declares_tasks
+    from advisor.tune import work, work_tasks
 
     _run_view(
-        lambda view: work(
+        lambda view: (work_tasks if declares_tasks(study_file) else work)(
             study_file,
             observer=view,
             keep_workdirs=keep_workdirs,
@@ -256,7 +270,10 @@ def worker_command(
 
 
 def _run_view(
-    job: Callable[[LiveTable], TuneSummary], gpus: str | None, as_json: bool, again: str
+    job: Callable[[LiveTable], TuneSummary | TaskSummaries],
+    gpus: str | None,
+    as_json: bool,
+    again: str,
 ) -> None:
     """Run `job` under the live table; SIGTERM ends it like Ctrl-C (trial KILLED, exit 143)."""
     from advisor.trials import Terminated
@@ -278,7 +295,14 @@ def _run_view(
     if as_json:
         print_json(summary.to_dict())
         return
-    _print_footer(summary)
+    from advisor.tune import TaskSummaries
+
+    if not isinstance(summary, TaskSummaries):
+        _print_footer(summary)
+        return
+    for task, one in summary.tasks.items():
+        console.print(f"[bold]task {task}[/] (study {one.study})")
+        _print_footer(one)
 
 
 @contextlib.contextmanager

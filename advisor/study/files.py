@@ -10,6 +10,7 @@ Path confinement: data files must resolve (symlinks followed) inside `data.root`
 folder unless declared, so a shared study file cannot make a trial read `../../etc/passwd` and log
 it as "data". `model.gguf_file` names a file inside `model.source`: no absolute path, no `..`; and
 `tracking.experiment`, which names the artifacts' folder under the artifact root, has no `..`.
+A multi-task study's files are checked per task (`tasks[i].data`), by the same rules.
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ def file_problems(raw: dict[str, Any], base_dir: Path) -> list[Problem]:
     data = raw.get("data")
     if isinstance(data, dict):
         problems += _data_problems(data, base_dir)
+    tasks = raw.get("tasks")
+    for index, task in enumerate(tasks if isinstance(tasks, list) else []):
+        data = task.get("data") if isinstance(task, dict) else None
+        if isinstance(data, dict):  # each task's files, at that task's lines
+            problems += [
+                (("tasks", index, *loc), *rest) for loc, *rest in _data_problems(data, base_dir)
+            ]
     model = raw.get("model")
     if isinstance(model, dict):
         problems += _model_problems(model, base_dir)

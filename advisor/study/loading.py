@@ -188,7 +188,7 @@ def fix_for(item: dict[str, Any]) -> str:
         return f"{hint}remove it; allowed here: {', '.join(allowed)}"
     if kind in ("literal_error", "enum"):
         return f"use one of: {ctx.get('expected')}"
-    if kind == "string_pattern_mismatch" and loc == ("name",):
+    if kind == "string_pattern_mismatch" and loc[-1:] == ("name",):
         return "use lowercase letters, digits, '_' and '-', e.g. my-study"
     for prefix, fix in _TYPE_FIXES.items():
         if kind.startswith(prefix):
@@ -272,21 +272,27 @@ def _compose(source_file: str | None) -> yaml.Node | None:
 def _portable(spec: StudySpec) -> dict[str, Any]:
     """The spec's content with local paths relative to the study file (location-independent)."""
     dumped = spec.model_dump(mode="json", exclude={"description", "storage", "tracking"})
+    if not dumped["tasks"]:  # single-task studies hash as before `tasks` existed
+        del dumped["tasks"]
+    datas = [dumped["data"]] if dumped["data"] is not None else []
+    datas += [task["data"] for task in dumped.get("tasks", [])]
+    for data in datas:
+        data.pop("allow_pii", None)  # a permission, not an input: results do not change
     if spec.source_file:
         base = Path(spec.source_file).parent
-        for section, key in (
-            ("data", "root"),
-            ("data", "train"),
-            ("data", "eval"),
-            ("model", "source"),
-        ):
-            if dumped[section].get(key) is None:
+        places = [(data, key) for data in datas for key in ("root", "train", "eval")]
+        places += [(data["replay"], "path") for data in datas if data.get("replay")]
+        for section, key in [*places, (dumped["model"], "source")]:
+            if section.get(key) is None:
                 continue
-            value = Path(dumped[section][key])
+            value = Path(section[key])
             if value.is_absolute() and value.is_relative_to(base):
-                dumped[section][key] = value.relative_to(base).as_posix()
-        if dumped["data"].get("root") == ".":  # the default: hashes as before data.root existed
-            del dumped["data"]["root"]
+                section[key] = value.relative_to(base).as_posix()
+        for data in datas:
+            if data.get("root") == ".":  # the default: hashes as before data.root existed
+                del data["root"]
+            if data.get("replay") is None:  # and as before data.replay existed
+                data.pop("replay", None)
     return dumped
 
 

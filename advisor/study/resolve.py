@@ -28,13 +28,27 @@ from .spec import StudySpec
 # The searched parameters are described in the tuner's own type: one definition, no conversion.
 ParamSpec = Param
 
-NUMERIC_PARAMS = ("r", "lora_alpha", "alpha_ratio", "learning_rate", "lora_dropout")
+NUMERIC_PARAMS = (
+    "r",
+    "lora_alpha",
+    "alpha_ratio",
+    "learning_rate",
+    "lora_dropout",
+    "replay_fraction",
+)
 PARAM_NAMES = (*NUMERIC_PARAMS, "target_modules")
 
 
 def _values(spec: StudySpec) -> dict[str, Any]:
+    """Each parameter as written: fixed, choices or range (None when it does not apply).
+
+    The replay fraction is a search parameter like the others; fixed in data.replay.fraction it
+    is one more fixed parameter (the spec refuses it in both places)."""
     search = spec.search
     values: dict[str, Any] = {name: getattr(search, name) for name in NUMERIC_PARAMS}
+    replay = spec.data.replay if spec.data is not None else None  # None: a multi-task umbrella
+    if values["replay_fraction"] is None and replay is not None:
+        values["replay_fraction"] = replay.fraction
     choices = search.target_choices()
     values["target_modules"] = [encode_choice(c) for c in choices] if choices else None
     return values
@@ -94,10 +108,10 @@ def resolve_trial_config(
     """The `TrialConfig` of one trial: the spec's fixed values overridden by `params`.
 
     `params` holds the sampled values by name (`r`, `lora_alpha` or `alpha_ratio`,
-    `target_modules` as an encoded string, `learning_rate`, `lora_dropout`). Every searched
-    parameter must be present unless `baseline` is True (then the first choice / low end is used).
-    alpha_ratio becomes lora_alpha = ratio * r. With `available_modules`, target modules are checked
-    against the model's names (AdvisorInputError with the closest match).
+    `target_modules` as an encoded string, `learning_rate`, `lora_dropout`, `replay_fraction`).
+    Every searched parameter must be present unless `baseline` is True (then the first choice /
+    low end is used). alpha_ratio becomes lora_alpha = ratio * r. With `available_modules`, target
+    modules are checked against the model's names (AdvisorInputError with the closest match).
     """
     unknown = sorted(set(params) - set(PARAM_NAMES))
     if unknown:
@@ -124,6 +138,7 @@ def resolve_trial_config(
             system_prompt=spec.data.system_prompt,
             max_train_examples=spec.data.max_train_examples,
             max_eval_examples=spec.data.max_eval_examples,
+            **_replay(spec, values),
         ),
         method=_method(spec, values, available_modules),
         train=TrainConfig(
@@ -143,6 +158,9 @@ def resolve_trial_config(
             max_new_tokens=spec.eval.max_new_tokens,
             batch_size=spec.eval.batch_size,
             samples_to_log=spec.eval.samples_to_log,
+            forgetting=spec.eval.forgetting,
+            forgetting_text_tokens=spec.eval.forgetting_text_tokens,
+            forgetting_prompts=spec.eval.forgetting_prompts,
         ),
         output_dir=output_dir,
         device=spec.device,
@@ -150,6 +168,20 @@ def resolve_trial_config(
         baseline=baseline,
         processes=spec.trial.processes,
     )
+
+
+def _replay(spec: StudySpec, values: dict[str, Any]) -> dict[str, Any]:
+    """DataConfig's replay fields: the file and its fields from data.replay, the fraction from
+    the trial's values (sampled or fixed)."""
+    replay = spec.data.replay
+    if replay is None:
+        return {}
+    return {
+        "replay_path": replay.path,
+        "replay_fraction": float(values.get("replay_fraction") or 0.0),
+        "replay_prompt_field": replay.prompt_field,
+        "replay_response_field": replay.response_field,
+    }
 
 
 def _method(spec: StudySpec, values: dict[str, Any], available: list[str] | None) -> MethodConfig:

@@ -105,9 +105,11 @@ def _param(scalar: Any, ranged: type[BaseModel]) -> Any:
 PositiveInt = Annotated[int, Field(ge=1)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 Dropout = Annotated[float, Field(ge=0, lt=1)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
 IntParam = _param(PositiveInt, IntRange)
 FloatParam = _param(PositiveFloat, FloatRange)
 DropoutParam = _param(Dropout, FloatRange)
+FractionParam = _param(Fraction, FloatRange)
 TargetChoice = str | Annotated[list[str], Field(min_length=1)]
 
 
@@ -152,6 +154,11 @@ class SearchSpec(Section):
     lora_dropout: DropoutParam | None = Field(
         None, description="Dropout on the LoRA input, [0, 1)."
     )
+    replay_fraction: FractionParam | None = Field(
+        None,
+        description="Replay share of the training mixture, [0, 1), e.g. [0.0, 0.05, 0.1]; needs "
+        "data.replay (whose fraction it replaces).",
+    )
 
     @field_validator("target_modules")
     @classmethod
@@ -176,6 +183,17 @@ class SearchSpec(Section):
                     f"module names must be non-empty and free of '+', but got {choice}",
                     "list the module names one by one",
                 )
+        return value
+
+    @field_validator("replay_fraction")
+    @classmethod
+    def _fraction_range(cls, value: Any) -> Any:
+        if isinstance(value, FloatRange) and not (value.low >= 0 and value.high < 1):
+            raise rule(
+                f"a replay fraction lies in [0, 1), but got the range "
+                f"(low={value.low}, high={value.high})",
+                "e.g. {low: 0.0, high: 0.2}",
+            )
         return value
 
     @model_validator(mode="after")

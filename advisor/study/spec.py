@@ -120,6 +120,26 @@ def _resolve_path(value: str, info: ValidationInfo) -> str:
 DATA_SUFFIXES = (".jsonl", ".json", ".csv")
 
 
+class ReplaySpec(Section):
+    """General instruction data mixed into training, so that trials forget less of what the base
+    model could do (`runners.data.training_set`)."""
+
+    path: str = Field(
+        description="A .jsonl, .json or .csv file of general instructions with responses, inside "
+        "data.root; relative to the study file (e.g. data/general_replay.jsonl)."
+    )
+    fraction: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="Replay share of the training mixture, e.g. 0.05 or 0.1: round(f x task "
+        "examples / (1 - f)) rows, drawn with the study's seed. Or search it with "
+        "search.replay_fraction (then leave this out).",
+    )
+    prompt_field: str = Field("prompt", description="Key holding the request in the replay file.")
+    response_field: str = Field("response", description="Key holding the answer.")
+
+
 class DataSpec(Section):
     """Local train/eval files and the fields holding prompt and response.
 
@@ -139,6 +159,15 @@ class DataSpec(Section):
     system_prompt: str | None = Field(None, description="System message put before every prompt.")
     max_train_examples: PositiveInt | None = Field(None, description="Use only the first N.")
     max_eval_examples: PositiveInt | None = Field(None, description="Evaluate only the first N.")
+    allow_pii: bool = Field(
+        False,
+        description="Tune even though `advisor scan` finds personal data (e-mail addresses, phone "
+        "numbers, ID or card numbers, IP addresses) in the train or eval file. Say why in the "
+        "study's description (e.g. synthetic values).",
+    )
+    replay: ReplaySpec | None = Field(
+        None, description="Mix general instruction data into training: {path, fraction}."
+    )
 
     @field_validator("train", "eval")
     @classmethod
@@ -157,6 +186,14 @@ class DataSpec(Section):
                 "move the file under the data root, or set data.root to a folder that holds it",
             )
         return path
+
+    @field_validator("replay")
+    @classmethod
+    def _replay_file(cls, value: ReplaySpec | None, info: ValidationInfo) -> ReplaySpec | None:
+        """The replay file obeys the same rules as train and eval (type, data.root)."""
+        if value is None:
+            return None
+        return value.model_copy(update={"path": cls._data_file(value.path, info)})
 
     @field_validator("root")
     @classmethod
@@ -214,6 +251,18 @@ class EvalSpec(Section):
     max_new_tokens: PositiveInt = Field(64, description="Generation budget per answer.")
     batch_size: PositiveInt = Field(8, description="Prompts generated together.")
     samples_to_log: int = Field(10, ge=0, description="Generations saved as an MLflow artifact.")
+    forgetting: bool = Field(
+        True,
+        description="Measure forgetting per trial against the base model on probes shipped with "
+        "advisor: perplexity change and mean KL divergence on general text, and the score on "
+        "general instructions (on SmolLM2: 2 forward passes over 2k tokens, 2 x 30 short answers).",
+    )
+    forgetting_text_tokens: int = Field(
+        2048, ge=64, le=16384, description="Tokens of the general-text probe scored."
+    )
+    forgetting_prompts: int = Field(
+        30, ge=1, description="General instruction prompts answered (the probe holds 30)."
+    )
 
 
 class OptunaSpec(Section):
@@ -289,17 +338,46 @@ class TrackingSpec(Section):
     experiment: str | None = Field(None, description="MLflow experiment (default: the study name).")
 
 
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+"""A study's or a task's name: a slug that Optuna, MLflow and file names all accept."""
+TASK_STUDY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63})?$"
+"""A study name, or `<study>.<task>`: the name of one task's own study (`advisor.study.tasks`)."""
+
+
+class TaskSpec(Section):
+    """One task of a multi-task study: its own data and metric, trained into its own adapter."""
+
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description="Slug naming the task (a-z, 0-9, _ and -); its study is `<study>.<name>`.",
+    )
+    description: str = Field("", description="Free text shown in reports.")
+    data: DataSpec = Field(description="The task's train and eval files, fields, system prompt.")
+    metric: Literal[tuple(METRICS)] | None = Field(  # type: ignore[valid-type]
+        None, description="The task's metric (default: the study's `metric`)."
+    )
+
+
 class StudySpec(Section):
     """A tuning study: model, data, metric, method, search space, budget, objectives, stores."""
 
     name: str = Field(
-        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
-        description="Slug naming the Optuna study and the MLflow experiment: a-z, 0-9, _ and -.",
+        pattern=TASK_STUDY_PATTERN,
+        description="Slug naming the Optuna study and the MLflow experiment: a-z, 0-9, _ and -. "
+        "A dot only in `<study>.<task>`, the name advisor gives each task's own study.",
     )
     description: str = Field("", description="Free text shown in reports.")
     seed: int = Field(0, ge=0, description="Seeds the sampler and every trial.")
     model: ModelSpec = Field(description="The base model.")
-    data: DataSpec = Field(description="Train and eval files.")
+    data: DataSpec | None = Field(
+        None, description="Train and eval files (required unless the study declares `tasks`)."
+    )
+    tasks: list[TaskSpec] = Field(
+        default_factory=list,
+        description="Several tasks on one base model, instead of `data`: each task is tuned as "
+        "its own study `<study>.<task>` with the same method, space and budget, and gets its "
+        "own adapter; `advisor export STUDY --bundle DIR` serves them all from one base model.",
+    )
     metric: Literal[tuple(METRICS)] = Field(  # type: ignore[valid-type]
         "exact_match", description=f"Task metric: {', '.join(METRICS)} (eval_loss is minimised)."
     )
@@ -327,6 +405,9 @@ class StudySpec(Section):
     tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="MLflow stores.")
 
     _source_file: str | None = PrivateAttr(None)
+    _umbrella: str | None = PrivateAttr(None)
+    """The multi-task study this spec is one task of (set by `expand_tasks`)."""
+    _task: str | None = PrivateAttr(None)
 
     @property
     def source_file(self) -> str | None:
@@ -352,9 +433,17 @@ class StudySpec(Section):
             )
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _data_or_tasks(cls, raw: Any, info: ValidationInfo) -> Any:
+        """Before the fields: a missing `data` is reported with every other error at once."""
+        if isinstance(raw, dict):
+            _report(data_or_tasks_problems(raw), info)
+        return raw
+
     @model_validator(mode="after")
     def _cross_field(self, info: ValidationInfo) -> StudySpec:
-        problems = cross_field_problems(self)
+        problems = cross_field_problems(self) if self.data is not None else task_problems(self)
         sink = (info.context or {}).get("problems")
         if problems and sink is None:
             raise ValueError(
@@ -398,9 +487,126 @@ class StudySpec(Section):
     def space_size(self) -> float:
         """Number of distinct configurations (math.inf when a range is continuous)."""
         size: float = 1
-        for name in ("r", "lora_alpha", "alpha_ratio", "learning_rate", "lora_dropout"):
+        for name in SEARCHED_NUMBERS:
             size *= choice_count(getattr(self.search, name))
         return size * max(1, len(self.search.target_choices()))
+
+
+SEARCHED_NUMBERS = (
+    "r",
+    "lora_alpha",
+    "alpha_ratio",
+    "learning_rate",
+    "lora_dropout",
+    "replay_fraction",
+)
+
+
+Problem = tuple[tuple[Any, ...], str, str]
+"""(location, message, fix) of one broken rule."""
+
+
+def _report(problems: list[Problem], info: ValidationInfo) -> None:
+    """Append to `load_study`'s sink when there is one (all errors at once), else raise."""
+    sink = (info.context or {}).get("problems")
+    if sink is not None:
+        sink.extend(problems)
+    elif problems:
+        raise ValueError(
+            "; ".join(f"{'.'.join(map(str, p[0]))}: {p[1]} (fix: {p[2]})" for p in problems)
+        )
+
+
+def data_or_tasks_problems(raw: dict[str, Any]) -> list[Problem]:
+    """A study declares its data once: `data` (one task) or `tasks` (each with its data)."""
+    has_data, has_tasks = raw.get("data") is not None, bool(raw.get("tasks"))
+    if has_data and has_tasks:
+        return [
+            (
+                ("tasks",),
+                "the study declares both data and tasks: with tasks, each task has its own data",
+                "move data into each task (tasks: [{name, data: {train, eval}}]), or remove tasks",
+            )
+        ]
+    if not has_data and not has_tasks:
+        return [
+            (
+                ("data",),
+                "Field required: the study names no data",
+                "add `data:` {train: FILE, eval: FILE} under the top level, or `tasks:` "
+                "[{name: NAME, data: {train: FILE, eval: FILE}}, ...]",
+            )
+        ]
+    return []
+
+
+def task_view(spec: StudySpec, task: TaskSpec) -> StudySpec:
+    """The study as it runs for `task` (its data and metric), without validation or copies."""
+    return spec.model_copy(update={"data": task.data, "metric": task.metric or spec.metric})
+
+
+def task_problems(spec: StudySpec) -> list[Problem]:
+    """A multi-task study's rules: unique task names, and each task's view obeys the others."""
+    problems: list[Problem] = []
+    if spec.tasks and "." in spec.name:
+        problems.append(
+            (
+                ("name",),
+                f"study name {spec.name!r} has a dot: its tasks' studies are named "
+                "`<study>.<task>`",
+                "use a name without '.', e.g. " + spec.name.replace(".", "-"),
+            )
+        )
+    seen: dict[str, int] = {}
+    for index, task in enumerate(spec.tasks):
+        if task.name in seen:
+            problems.append(
+                (
+                    ("tasks", index, "name"),
+                    f"task name {task.name!r} is used twice (first by tasks[{seen[task.name]}])",
+                    "give every task its own name: it names the task's study and adapter",
+                )
+            )
+        seen.setdefault(task.name, index)
+        for loc, message, fix in cross_field_problems(task_view(spec, task)):
+            found = (("tasks", index, *loc) if loc[:1] == ("data",) else loc, message, fix)
+            if found not in problems:
+                problems.append(found)
+    return problems
+
+
+def replay_problems(spec: StudySpec) -> list[tuple[tuple[Any, ...], str, str]]:
+    """The replay fraction is said exactly once: in data.replay or in search.replay_fraction."""
+    replay, searched = spec.data.replay, spec.search.replay_fraction
+    if replay is None:
+        if searched is None:
+            return []
+        return [
+            (
+                ("search", "replay_fraction"),
+                "search.replay_fraction needs general data to replay, but data.replay is not set",
+                "add data.replay: {path: data/general_replay.jsonl}, or remove "
+                "search.replay_fraction",
+            )
+        ]
+    if replay.fraction is None and searched is None:
+        return [
+            (
+                ("data", "replay", "fraction"),
+                "data.replay has no fraction: how much of the training mixture is replay?",
+                "set data.replay.fraction (e.g. 0.05), or search it: search.replay_fraction: "
+                "[0.0, 0.05, 0.1]",
+            )
+        ]
+    if replay.fraction is not None and searched is not None:
+        return [
+            (
+                ("data", "replay", "fraction"),
+                "the replay fraction is set twice: data.replay.fraction and search.replay_fraction",
+                "keep search.replay_fraction and remove data.replay.fraction, or the other way",
+            )
+        ]
+    return []
 
 
 def cross_field_problems(spec: StudySpec) -> list[tuple[tuple[Any, ...], str, str]]:
@@ -416,8 +622,9 @@ def cross_field_problems(spec: StudySpec) -> list[tuple[tuple[Any, ...], str, st
                     f"remove search.{name}, or pick a method that uses it (lora, dora, qlora)",
                 )
             )
+    problems.extend(replay_problems(spec))
     if spec.optuna.sampler == "grid":
-        for name in ("r", "lora_alpha", "alpha_ratio", "learning_rate", "lora_dropout"):
+        for name in SEARCHED_NUMBERS:
             value = getattr(spec.search, name)
             if isinstance(value, (IntRange, FloatRange)):
                 problems.append(

@@ -18,7 +18,10 @@ from advisor.trial_process import TrialLimits, run_trial_process
 from runners.config import TrialConfig, TrialResult
 from runners.errors import TrialInputError
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="torchrun with gloo on POSIX")
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(sys.platform == "win32", reason="torchrun with gloo on POSIX"),
+]
 
 # A hang (a rank left waiting in a collective) reads as TrialTimeout instead of stalling the run.
 LIMITS = TrialLimits(timeout_s=300)
@@ -66,7 +69,7 @@ def test_two_processes_report_once_and_train_like_one_with_twice_the_batch(
     assert [step for step, _ in evals] == [2, 4]  # once per evaluation, not once per rank
     assert [tuple(p) for p in result.eval_curve] == evals
     phases = [e["phase"] for e in events if e["event"] == "phase"]
-    assert phases == ["load", "train", "evaluate", "save"]
+    assert phases == ["load", "train", "evaluate", "forgetting", "save"]  # rank 0 only, once each
     loss_logs = [e["step"] for e in events if e["event"] == "log" and "loss" in e["metrics"]]
     assert loss_logs == [1, 2, 3, 4]
     assert result.score is not None and 0.0 <= result.score <= 1.0

@@ -17,7 +17,7 @@ def test_complete_trial_fills_every_result_field(make_config) -> None:
     assert result.state == "complete", result.error
     assert result.steps == 4 and [s for s, _ in result.eval_curve] == [2, 4]
     assert reporter.evals == result.eval_curve
-    assert reporter.phases == ["load", "train", "evaluate", "save"]
+    assert reporter.phases == ["load", "train", "evaluate", "forgetting", "save"]
     assert result.eval_loss == result.eval_curve[-1][1] and result.train_loss > 0
     assert result.score is not None and 0.0 <= result.score <= 1.0
     assert 0 < result.trainable_params < result.total_params
@@ -94,7 +94,7 @@ def test_baseline_only_evaluates_the_untuned_model(make_config) -> None:
     reporter = CallbackReporter()
     result = run_trial(make_config(baseline=True), reporter)
     assert result.state == "complete", result.error
-    assert reporter.phases == ["load", "evaluate"] and reporter.evals == []
+    assert reporter.phases == ["load", "evaluate", "forgetting"] and reporter.evals == []
     assert result.steps == 0 and result.trainable_params == 0 and result.adapter_dir is None
     assert result.eval_loss > 0 and result.score is not None
 

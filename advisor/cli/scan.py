@@ -1,0 +1,157 @@
+"""Command: `advisor scan` — look at instruction data before it costs GPU hours.
+
+Only typer/rich at module level; the scan package is imported inside the command, and a
+tokenizer (transformers, torch) only when a model is given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.markup import escape
+
+from advisor.cli._common import console, err_console, print_json, user_errors
+
+if TYPE_CHECKING:  # pragma: no cover
+    from advisor.scan import Rule, ScanOptions, ScanReport
+
+FAIL_ON_HELP = (
+    "Exit 1 when a rule trips, for pipelines: comma-separated measures with optional "
+    "thresholds, e.g. 'pii,duplicates>5%,empty>0,truncated>10%,lang!=en'. Measures: pii, "
+    "pii:email|phone|cn_id|card|ip, duplicates, exact_duplicates, near_duplicates, empty, "
+    "truncated, lang!=CODE[|CODE]."
+)
+
+
+def _options(
+    study: Path | None,
+    prompt_field: str | None,
+    response_field: str | None,
+    max_seq_length: int | None,
+    near_threshold: float,
+    languages: str | None,
+) -> tuple[ScanOptions, list[str], dict[str, object]]:
+    """Scan options, the study's data files and the study's model settings (if a study)."""
+    from advisor.scan import ScanOptions
+    from advisor.scan.gate import study_options
+
+    langs = tuple(code.strip() for code in languages.split(",")) if languages else None
+    overrides = {
+        "prompt_field": prompt_field,
+        "response_field": response_field,
+        "max_seq_length": max_seq_length,
+        "near_threshold": near_threshold,
+        "languages": langs,
+    }
+    if study is None:
+        return ScanOptions(**{k: v for k, v in overrides.items() if v is not None}), [], {}
+    from advisor.study import load_study
+    from advisor.study.tasks import expand_tasks
+
+    spec = load_study(study)
+    model = {
+        "model": spec.model.source,
+        "trust_remote_code": spec.model.trust_remote_code,
+        "gguf_file": spec.model.gguf_file,
+    }
+    specs = expand_tasks(spec) if spec.tasks else [spec]  # every task's files, scanned as one
+    files = [path for one in specs for path in (one.data.train, one.data.eval)]
+    return study_options(specs[0], **overrides), files, model
+
+
+def _fail(report: ScanReport, rules: list[Rule]) -> list[str]:
+    from advisor.scan import evaluate_fail_on
+
+    return evaluate_fail_on(report, rules) if rules else []
+
+
+def register(app: typer.Typer) -> None:
+    """Add `scan` to the app."""
+
+    @app.command()
+    @user_errors
+    def scan(
+        data: list[Path] | None = typer.Argument(
+            None,
+            help="JSONL or CSV files of instruction data (default with --study: its train and "
+            "eval files). Several files are scanned together: duplicates across them show.",
+        ),
+        study: Path | None = typer.Option(
+            None,
+            "--study",
+            help="A study file: its data files, fields, system prompt, model and max_seq_length "
+            "are the defaults.",
+        ),
+        model: str | None = typer.Option(
+            None,
+            "--model",
+            help="Count tokens with this model's tokenizer: a preset (smollm2-135m), a local HF "
+            "directory or a .gguf file. Without it (and without --study), lengths are words.",
+        ),
+        prompt_field: str | None = typer.Option(
+            None, "--prompt-field", help="Column/key holding the instruction (default: prompt)."
+        ),
+        response_field: str | None = typer.Option(
+            None, "--response-field", help="Column/key holding the answer (default: response)."
+        ),
+        max_seq_length: int | None = typer.Option(
+            None,
+            "--max-seq-length",
+            help="Sequences longer than this are reported as truncated (default: 128, or the "
+            "study's train.max_seq_length).",
+        ),
+        near_threshold: float = typer.Option(
+            0.8,
+            "--near-threshold",
+            help="Jaccard similarity (5-character shingles) from which two rows are near "
+            "duplicates, between 0 and 1.",
+        ),
+        languages: str | None = typer.Option(
+            None,
+            "--languages",
+            help="Candidate languages for language ID, comma-separated ISO 639 codes, or 'all' "
+            "(default: 29 widely used languages).",
+        ),
+        fail_on: str | None = typer.Option(None, "--fail-on", help=FAIL_ON_HELP),
+        report_file: Path | None = typer.Option(
+            None, "--report", help="Also write the report to FILE (.md, .html or .json)."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+    ) -> None:
+        """Scan instruction data: token lengths and truncation, language mix, instruction
+        complexity, exact and near duplicates, personal data and empty fields."""
+        from advisor.errors import AdvisorInputError
+        from advisor.scan import parse_fail_on, scan_files, write_report
+        from advisor.scan.terminal import render
+
+        rules = parse_fail_on(fail_on) if fail_on else []
+        options, study_files, study_model = _options(
+            study, prompt_field, response_field, max_seq_length, near_threshold, languages
+        )
+        files = [str(path) for path in data] if data else study_files
+        if not files:
+            raise AdvisorInputError(
+                "no data to scan",
+                fix="give one or more JSONL/CSV files, e.g. `advisor scan data/train.jsonl`, "
+                "or a study with --study",
+                where="DATA",
+            )
+        if model is not None:
+            study_model = {"model": model}
+        report = scan_files(files, options=options, **study_model)  # type: ignore[arg-type]
+        tripped = _fail(report, rules)
+        if as_json:
+            payload = report.to_dict()
+            payload["fail_on"] = {"rules": fail_on, "tripped": tripped}
+            print_json(payload)
+        else:
+            render(report, console)
+        if report_file is not None:
+            written = write_report(report, report_file)
+            (err_console if as_json else console).print(f"wrote {written}", highlight=False)
+        for line in tripped:
+            err_console.print(f"[bold red]fail-on:[/] {escape(line)}", highlight=False)
+        if tripped:
+            raise typer.Exit(code=1)
