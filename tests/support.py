@@ -75,3 +75,26 @@ def crashing_python(tmp_path: Path, trial: int) -> str:
     )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return str(script)
+
+
+def synthetic_report(rows, front=None):
+    """A `Report` over hand-made rows (maximising exact_match, baseline 0.2), best picks filled,
+    for tests of the decision and rendering logic without a recorded study."""
+    from advisor.report import Importances, ParetoFront, Report, _best_picks
+
+    report = Report(
+        study="s",
+        method="lora",
+        metric="exact_match",
+        objectives=["score"],
+        directions=["maximize"],
+        baseline_score=0.2,
+        rows=rows,
+        fixed={},
+        best=[],
+        pareto=ParetoFront("exact_match", "wall_seconds", front or [], "computed"),
+        importances=Importances(unavailable="n/a"),
+        decision="",
+    )
+    report.best = _best_picks(rows, report.objectives, report.directions)
+    return report

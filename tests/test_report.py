@@ -13,14 +13,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from support import synthetic_report
 from typer.testing import CliRunner
 
 from advisor.cli import app
 from advisor.compare import compare_reports
 from advisor.records import open_recorded_study
 from advisor.report import (
-    Importances,
-    ParetoFront,
     Report,
     ReportRow,
     build_report,
@@ -120,24 +119,7 @@ def test_non_dominated_keeps_only_the_trade_off() -> None:
 
 
 def _synthetic(rows: list[ReportRow], front: list[int] | None = None) -> Report:
-    report = Report(
-        study="s",
-        method="lora",
-        metric="exact_match",
-        objectives=["score"],
-        directions=["maximize"],
-        baseline_score=0.2,
-        rows=rows,
-        fixed={},
-        best=[],
-        pareto=ParetoFront("exact_match", "wall_seconds", front or [], "computed"),
-        importances=Importances(unavailable="n/a"),
-        decision="",
-    )
-    from advisor.report import _best_picks
-
-    report.best = _best_picks(rows, report.objectives, report.directions)
-    return report
+    return synthetic_report(rows, front)
 
 
 def _row(number: int, score: float, wall: float, r: int) -> ReportRow:

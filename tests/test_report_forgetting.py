@@ -9,14 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import synthetic_report
 
 from advisor.records import open_recorded_study
 from advisor.report import (
-    Importances,
-    ParetoFront,
     Report,
     ReportRow,
-    _best_picks,
     build_report,
     decide,
     report_study,
@@ -62,22 +60,7 @@ def test_gain_vs_forgetting_plot(recorded_study, tmp_path: Path) -> None:
 
 
 def _synthetic(rows: list[ReportRow]) -> Report:
-    report = Report(
-        study="s",
-        method="lora",
-        metric="exact_match",
-        objectives=["score"],
-        directions=["maximize"],
-        baseline_score=0.2,
-        rows=rows,
-        fixed={},
-        best=[],
-        pareto=ParetoFront("exact_match", "wall_seconds", [], "computed"),
-        importances=Importances(unavailable="n/a"),
-        decision="",
-    )
-    report.best = _best_picks(rows, report.objectives, report.directions)
-    return report
+    return synthetic_report(rows)
 
 
 def _row(number: int, score: float, kl: float | None, replay: float) -> ReportRow:
