@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from advisor.stopping import stop_with
 from runners.config import TrialConfig, TrialResult
 from runners.lifeline import PARENT_PID_ENV, death_signal_setter
 from runners.reporting import parse_message
@@ -175,6 +176,38 @@ def _explain(result: TrialResult, limits: TrialLimits, timed_out: bool, log: Pat
     return result
 
 
+def _signal_group(process: subprocess.Popen[str], sig: int) -> None:
+    """Signal the trial's process group without waiting (safe inside a signal handler)."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+
+
+def _converse(
+    process: subprocess.Popen[str],
+    log: Any,
+    on_eval: EvalHandler | None,
+    on_event: EventHandler | None,
+) -> int:
+    """Read the child's protocol lines until it ends, answering eval reports; its exit code."""
+    assert process.stdout is not None and process.stdin is not None
+    for line in process.stdout:
+        message = parse_message(line)
+        if message is None:
+            log.write(line)
+            continue
+        if message.get("event") == "eval":
+            prune = bool(on_eval and on_eval(int(message["step"]), float(message["eval_loss"])))
+            try:
+                process.stdin.write("prune\n" if prune else "continue\n")
+                process.stdin.flush()
+            except BrokenPipeError:
+                pass
+        elif on_event is not None:
+            on_event(message)
+    return process.wait()
+
+
 def run_trial_process(
     config: TrialConfig,
     workdir: Path,
@@ -220,23 +253,8 @@ def run_trial_process(
             watchdog.start()
         try:
             assert process.stdout is not None and process.stdin is not None
-            for line in process.stdout:
-                message = parse_message(line)
-                if message is None:
-                    log.write(line)
-                    continue
-                if message.get("event") == "eval":
-                    prune = bool(
-                        on_eval and on_eval(int(message["step"]), float(message["eval_loss"]))
-                    )
-                    try:
-                        process.stdin.write("prune\n" if prune else "continue\n")
-                        process.stdin.flush()
-                    except BrokenPipeError:
-                        pass
-                elif on_event is not None:
-                    on_event(message)
-            code = process.wait()
+            with stop_with(lambda: _signal_group(process, signal.SIGTERM)):
+                code = _converse(process, log, on_eval, on_event)
         except BaseException:
             _stop(process)
             raise

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from advisor import stopping
 from advisor.errors import AdvisorInputError
 from advisor.optuna_backend import Param
 from advisor.provenance import file_sha256, git_commit, package_versions
@@ -344,6 +345,7 @@ class _Session:
         timeout = self.plan.spec.optuna.timeout_s
         me = co.worker_id()
         while timeout is None or time.monotonic() - started < timeout:
+            stopping.check()  # Ctrl-C/SIGTERM between trials: stop before asking for another
             with lock():
                 if co.reap_stale(study):
                     self._reconcile()
@@ -616,6 +618,7 @@ def _ensure_baseline(
     observer.trial_started(row)
     try:
         result = _run(config, workdir, row, observer, tracker, run_id, None, python, plan.limits)
+        stopping.check()  # a stop requested during the run ended it: record it as such
     except KeyboardInterrupt as stop:
         tracker.abort_run(run_id, reason=stop_reason(stop))
         raise
@@ -734,6 +737,7 @@ class _Objective:
                 self.python,
                 plan.limits,
             )
+            stopping.check()  # a stop requested during the run ended it: record it as such
         except KeyboardInterrupt as stop:
             row.state, row.error = "failed", stop_reason(stop)
             self.tracker.abort_run(run_id, reason=stop_reason(stop))

@@ -3,10 +3,8 @@ with a live table of trials."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -275,14 +273,19 @@ def _run_view(
     as_json: bool,
     again: str,
 ) -> None:
-    """Run `job` under the live table; SIGTERM ends it like Ctrl-C (trial KILLED, exit 143)."""
+    """Run `job` under the live table; SIGTERM ends it like Ctrl-C (trial KILLED, exit 143).
+
+    Both only request the stop; it is raised where no database write is cut in half
+    (`advisor.stopping`).
+    """
+    from advisor.stopping import deferred_signals
     from advisor.trials import Terminated
 
     if gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     view = LiveTable()
     try:
-        with _sigterm_raises(Terminated), view:
+        with deferred_signals(), view:
             summary = job(view)
     except KeyboardInterrupt as stop:
         terminated = isinstance(stop, Terminated)
@@ -303,20 +306,6 @@ def _run_view(
     for task, one in summary.tasks.items():
         console.print(f"[bold]task {task}[/] (study {one.study})")
         _print_footer(one)
-
-
-@contextlib.contextmanager
-def _sigterm_raises(exc: type[BaseException]) -> Iterator[None]:
-    """Turn SIGTERM (a scheduler stopping the job, `kill`) into `exc` for a clean stop."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise exc()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_footer(summary: TuneSummary) -> None:
