@@ -41,8 +41,14 @@ test-slow: venv
 
 test: lint test-fast test-system test-slow
 
+# The CPU benchmarks; each rewrites its own section of BENCHMARKS.md (~25 min on 2 cores;
+# `make bench BENCH_FLAGS=--quick` for a ~5 min smoke run of the three trial benchmarks).
+BENCH_FLAGS ?=
 bench: venv
 	$(BIN)/python bench/cold_start.py
+	$(BIN)/python bench/trial_overhead.py $(BENCH_FLAGS)
+	$(BIN)/python bench/throughput.py $(BENCH_FLAGS)
+	$(BIN)/python bench/memory.py $(BENCH_FLAGS)
 
 # Forget every recorded study (keeps mlruns/ itself and its README).
 clean-stores:

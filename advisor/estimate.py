@@ -8,8 +8,9 @@ The arithmetic, so that every figure can be checked:
   4 + 4) -- ZeRO (Rajbhandari et al. 2020, section 3.1). `precision="fp32"` is plain fp32
   training as on a CPU: 4 + 4 bytes, and 8 for Adam m and v.
 * PEFT methods freeze the base (16-bit: 2 bytes/param; QLoRA: NF4, 0.5 bytes/param for the block
-  linears, the embeddings and head stay 16-bit) and train adapters that peft keeps in fp32
-  (`autocast_adapter_dtype=True`): 4 bytes each for weight and gradient, 8 for Adam m and v.
+  linears, the embeddings and head unquantised: 16-bit, fp32 in an fp32 run) and train adapters
+  that peft keeps in fp32 (`autocast_adapter_dtype=True`): 4 bytes each for weight and gradient,
+  8 for Adam m and v.
   LoRA trains r(d_in + d_out) per targeted matrix; DoRA adds a magnitude vector (d_out); AdaLoRA's
   SVD form adds r singular values and keeps two fp32 importance EMAs per adapter parameter.
 * QLoRA double quantisation stores one 8-bit absmax per 64 weights and one fp32 constant per 256
@@ -218,8 +219,11 @@ def estimate_memory(
         else:
             trainable = adapter_params(shape, method, r, resolve_targets(target_modules))
         if method == "qlora":
+            # The embeddings, norms and head stay unquantised: 16-bit, or fp32 in an fp32 run
+            # (measured on CPU, bench/memory.py: counting them at 2 bytes put SmolLM2's QLoRA
+            # weights 35% low).
             quantised = shape.num_layers * shape.linear_params_per_layer
-            parts["weights"] = NF4_BYTES * quantised + 2 * (n - quantised)
+            parts["weights"] = NF4_BYTES * quantised + w16 * (n - quantised)
             parts["quantization_overhead"] = DOUBLE_QUANT_BYTES * quantised
         else:
             parts["weights"] = w16 * n

@@ -5,10 +5,10 @@ A `ModelRef.source` is one of:
 - a local `.gguf` file (or a directory plus `ModelRef.gguf_file`);
 - a local Hugging Face model directory (holds `config.json`), used as is.
 
-GGUF files are dequantised once into a safetensors directory in a cache (dequantising SmolLM2 takes
-~30 s and its tokenizer ~11 s; the safetensors copy reloads in about a second). The copy is built
-in a temporary directory and renamed into place under a file lock, so concurrent trials never see
-a half-written model.
+GGUF files are dequantised once into a safetensors directory in a cache keyed by the file's content
+(`gguf_fingerprint`; dequantising SmolLM2 takes ~30 s and its tokenizer ~11 s, the safetensors copy
+reloads in about a second). The copy is built in a temporary directory and renamed into place
+under a file lock, so concurrent trials never see a half-written model.
 """
 
 from __future__ import annotations
@@ -106,11 +106,39 @@ def gguf_path(ref: ModelRef) -> Path | None:
     )
 
 
+_HEAD_TAIL = 1 << 20
+_PROBES, _PROBE = 16, 64 << 10
+
+
+def gguf_fingerprint(gguf: Path) -> str:
+    """A content key for a GGUF file: SHA-256 of its size, first and last MiB and 16 evenly
+    spaced 64 KiB blocks between them (of the whole file when it is small).
+
+    Content, not path and mtime (the earlier key): the same file in another virtual environment,
+    checkout or reinstall reuses one conversion (the old key had made six 0.5 GB copies of
+    SmolLM2 on the development machine). Sampled, not the full hash: reading ~3 MiB takes ~3 ms,
+    the full SHA-256 0.2 s for SmolLM2's 98 MB and seconds per trial for a multi-GB 7B file. The
+    header (metadata, tensor layout) lies at the start; the blocks catch other weights in the
+    same layout.
+    """
+    size = gguf.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with gguf.open("rb") as stream:
+        if size <= 2 * _HEAD_TAIL + _PROBES * _PROBE:
+            digest.update(stream.read())
+            return digest.hexdigest()
+        digest.update(stream.read(_HEAD_TAIL))
+        span = size - 2 * _HEAD_TAIL - _PROBE
+        for i in range(_PROBES):
+            stream.seek(_HEAD_TAIL + span * i // (_PROBES - 1))
+            digest.update(stream.read(_PROBE))
+        stream.seek(size - _HEAD_TAIL)
+        digest.update(stream.read(_HEAD_TAIL))
+    return digest.hexdigest()
+
+
 def _cache_dir_for(gguf: Path) -> Path:
-    stat = gguf.stat()
-    key = f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return cache_root() / f"{gguf.stem}-{digest}"
+    return cache_root() / f"{gguf.stem}-{gguf_fingerprint(gguf)[:16]}"
 
 
 def cached_dir(ref: ModelRef) -> Path | None:

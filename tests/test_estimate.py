@@ -230,3 +230,31 @@ def test_qlora_nf4_double_quant_bytes_match_bitsandbytes(tmp_path) -> None:
     assert sum(m.weight.quant_state.shape.numel() for m in layers) == quantised
     assert est["weights"] - 2 * (shape.num_params - quantised) == packed
     assert est["quantization_overhead"] == pytest.approx(absmax, rel=1e-9)
+
+
+def test_qlora_fp32_counts_unquantised_weights_at_4_bytes(tmp_path) -> None:
+    """On CPU a QLoRA trial loads in fp32: embeddings, norms and head stay fp32 beside the NF4
+    linears (and peft's prepare_model_for_kbit_training would upcast them anyway). Counting them
+    at 2 bytes put SmolLM2's QLoRA weights 35% low in bench/memory.py."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    peft = pytest.importorskip("peft")
+    pytest.importorskip("bitsandbytes")
+    dims = {**TINY, "hidden_size": 256, "intermediate_size": 512}  # whole 64 x 256 blocks
+    transformers.LlamaForCausalLM(transformers.LlamaConfig(**dims)).save_pretrained(tmp_path)
+    quant = transformers.BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.float32,
+    )
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        tmp_path, quantization_config=quant, device_map="cpu", dtype=torch.float32
+    )
+    model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    shape = ModelShape("tiny256", 256, 2, 4, 2, 512, 512, tie_embeddings=False)
+    fp32 = estimate_memory(shape, "qlora", precision="fp32").breakdown_bytes
+    assert fp32["weights"] == _nbytes(model.parameters())  # packed NF4 + fp32 rest, exactly
+    quantised = shape.num_layers * shape.linear_params_per_layer
+    bf16 = estimate_memory(shape, "qlora").breakdown_bytes
+    assert fp32["weights"] - bf16["weights"] == 2 * (shape.num_params - quantised)

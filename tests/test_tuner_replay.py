@@ -1,0 +1,256 @@
+"""The tuner replay (bench/tuner_replay.py) on a small synthetic grid with a known best.
+
+No training: the grid is a CSV written here. The replay runs real Optuna studies with advisor's
+sampler and pruner factories, so these tests check the lookup, the step accounting with a real
+median pruner, the budget rule, and that grid search at the full budget finds the best exactly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import optuna
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+replay_mod = _load("tuner_replay")
+export_mod = _load("tuner_grid_export")
+
+MAX_STEPS = 20
+A_VALUES = (1, 2, 3)
+B_VALUES = ("x", "y", "z")
+
+
+def _score(a: int, b: str) -> float:
+    """Best at a=3, b=z (0.8); every other point at least 0.15 lower."""
+    return round(0.1 * a + 0.1 * B_VALUES.index(b) + 0.3 - (0.0 if (a, b) == (3, "z") else 0.05), 4)
+
+
+def _curve(a: int, b: str) -> str:
+    """Eval loss falling with training, lower for better points (what the pruner ranks)."""
+    level = 1.0 - _score(a, b)
+    return ";".join(f"{s}:{level + 1.0 / s:.6f}" for s in (5, 10, 15, 20))
+
+
+def _write_grid(path: Path, *, skip: set[tuple[int, str]] = frozenset(), header: bool = True):
+    lines = []
+    if header:
+        lines.append(
+            "# study=synthetic points=0 grid_size=9 direction=maximize max_steps=20 "
+            "eval_steps=5 exported=2026-11-23 space=a=1,2,3|b=x,y,z"
+        )
+    lines.append("a,b,score,eval_loss,curve,steps,wall_s,trial")
+    for number, (a, b) in enumerate((a, b) for a in A_VALUES for b in B_VALUES):
+        if (a, b) in skip:
+            continue
+        lines.append(f"{a},{b},{_score(a, b)},0.5,{_curve(a, b)},{MAX_STEPS},100.0,{number}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _quiet_optuna():
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+@pytest.fixture
+def grid(tmp_path):
+    return replay_mod.load_grid(_write_grid(tmp_path / "grid.csv"))
+
+
+def test_lookup_returns_the_trained_point_with_typed_values(grid):
+    assert grid.space == {"a": [1, 2, 3], "b": ["x", "y", "z"]}
+    assert grid.complete and grid.grid_size == 9 and grid.full_steps == 9 * MAX_STEPS
+    point = grid.lookup({"a": 2, "b": "y"})
+    assert point.score == _score(2, "y") and point.steps == MAX_STEPS
+    assert [s for s, _ in point.curve] == [5, 10, 15, 20]
+    assert grid.best_score == 0.8 and grid.lookup({"a": 3, "b": "z"}).score == 0.8
+    assert grid.max_steps == 20 and grid.eval_steps == 5
+
+
+def test_a_partial_grid_lacks_points_and_says_so(tmp_path):
+    grid = replay_mod.load_grid(_write_grid(tmp_path / "g.csv", skip={(1, "x"), (2, "z")}))
+    assert not grid.complete and len(grid.points) == 7 and grid.grid_size == 9
+    assert grid.lookup({"a": 1, "b": "x"}) is None
+    assert grid.full_steps == 7 * MAX_STEPS
+
+
+def test_a_csv_without_header_takes_its_space_from_the_rows(tmp_path):
+    grid = replay_mod.load_grid(_write_grid(tmp_path / "g.csv", header=False))
+    assert grid.grid_size == 9 and grid.max_steps == 20 and grid.eval_steps == 5
+
+
+def _study(pruner: str = "median", n_startup: int = 1):
+    from advisor import optuna_backend as ob
+
+    return ob.open_study(
+        name="t",
+        storage=optuna.storages.InMemoryStorage(),
+        directions=["maximize"],
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=ob.make_pruner(pruner, n_startup_trials=n_startup, max_steps=20, eval_steps=5),
+    )
+
+
+def _point(losses: list[float]):
+    steps = (5, 10, 15, 20)
+    return replay_mod.Point({}, 0.5, tuple(zip(steps, losses, strict=True)), MAX_STEPS)
+
+
+def test_a_pruned_trial_is_charged_the_steps_until_the_pruner_stopped_it():
+    study = _study()
+    first = study.ask()
+    assert replay_mod.play_point(first, _point([1.0, 0.8, 0.6, 0.4]), sign=-1.0) == (
+        "complete",
+        20,
+    )
+    study.tell(first, 0.5)
+    # worse than the first trial from its first eval: stopped at step 5
+    bad = study.ask()
+    assert replay_mod.play_point(bad, _point([2.0, 1.9, 1.8, 1.7]), sign=-1.0) == ("pruned", 5)
+    study.tell(bad, state=optuna.trial.TrialState.PRUNED)
+    # level until step 10, then lags: stopped at step 15
+    late = study.ask()
+    assert replay_mod.play_point(late, _point([0.9, 0.7, 0.9, 0.9]), sign=-1.0) == ("pruned", 15)
+
+
+def test_without_a_pruner_every_trial_trains_to_the_end():
+    study = _study(pruner="none")
+    for losses in ([1.0, 0.8, 0.6, 0.4], [2.0, 1.9, 1.8, 1.7]):
+        trial = study.ask()
+        assert replay_mod.play_point(trial, _point(losses), sign=-1.0) == ("complete", 20)
+        study.tell(trial, 0.5)
+
+
+def test_replay_steps_add_up_and_stay_within_the_budget(grid):
+    strategy = replay_mod.STRATEGIES[0]  # TPE + median pruner
+    budget = grid.full_steps
+    run = replay_mod.replay(grid, strategy, seed=3, budget=budget, n_startup_trials=2)
+    states = [t.state for t in run.trials]
+    assert "pruned" in states and "complete" in states
+    spent = 0
+    for trial in run.trials:
+        point = grid.lookup(trial.params)
+        if trial.state == "pruned":
+            assert trial.score is None and trial.steps in (5, 10, 15, 20)
+        else:
+            assert trial.steps == MAX_STEPS and trial.score == point.score
+        spent += trial.steps
+        assert trial.spent == spent
+    assert spent <= budget and spent + MAX_STEPS > budget  # stopped when no full trial fit
+
+
+def test_a_smaller_budget_is_a_prefix_of_the_larger_run(grid):
+    strategy = replay_mod.STRATEGIES[0]
+    long = replay_mod.replay(grid, strategy, seed=5, budget=grid.full_steps, n_startup_trials=2)
+    for budget in (45, 90, 135):
+        short = replay_mod.replay(grid, strategy, seed=5, budget=budget, n_startup_trials=2)
+        assert long.within(budget) == short.trials
+        assert long.spent_within(budget) == short.trials[-1].spent <= budget
+
+
+def test_grid_search_at_full_budget_reaches_exactly_the_best(grid):
+    grid_strategy = next(s for s in replay_mod.STRATEGIES if s.sampler == "grid")
+    for seed in range(5):
+        run = replay_mod.replay(
+            grid, grid_strategy, seed=seed, budget=grid.full_steps, n_startup_trials=2
+        )
+        assert {tuple(t.params.values()) for t in run.trials} == set(grid.points)
+        assert run.spent_within(grid.full_steps) == grid.full_steps
+        best = run.best_within(grid.full_steps, grid.direction)
+        assert replay_mod.fraction_of_best(best, grid) == 1.0
+
+
+def test_grid_search_on_a_partial_grid_skips_missing_points_for_free(tmp_path):
+    grid = replay_mod.load_grid(_write_grid(tmp_path / "g.csv", skip={(3, "z")}))
+    grid_strategy = next(s for s in replay_mod.STRATEGIES if s.sampler == "grid")
+    run = replay_mod.replay(grid, grid_strategy, seed=0, budget=grid.full_steps, n_startup_trials=2)
+    missing = [t for t in run.trials if t.state == "missing"]
+    assert len(missing) == 1 and missing[0].steps == 0
+    assert run.spent_within(grid.full_steps) == 8 * MAX_STEPS
+    assert run.best_within(grid.full_steps, "maximize") == grid.best_score == _score(3, "y")
+
+
+def test_summary_over_seeds_reports_fraction_and_steps(grid):
+    random_strategy = next(s for s in replay_mod.STRATEGIES if s.sampler == "random")
+    runs = replay_mod.replay_all(
+        grid, [random_strategy], seeds=range(10), max_share=1.0, n_startup_trials=2
+    )["random"]
+    cell = replay_mod.summarise(runs, grid, 0.25)  # 45 steps: 2 full trials
+    assert cell.budget_steps == 45 and cell.mean_steps == 40 and cell.mean_trials == 2
+    assert 0 < cell.p10_fraction <= cell.mean_fraction <= 1.0
+    full = replay_mod.summarise(runs, grid, 1.0)
+    assert full.mean_fraction >= cell.mean_fraction and full.mean_trials == 9
+
+
+def test_percentile_is_nearest_rank():
+    values = [float(v) for v in range(1, 11)]
+    assert replay_mod.percentile(values, 10) == 1.0
+    assert replay_mod.percentile(values, 50) == 5.0
+
+
+def test_export_round_trips_through_the_replay_reader(tmp_path):
+    """Optuna holds -eval_loss for a maximised study; the CSV holds the eval loss itself."""
+    distributions = {
+        "a": optuna.distributions.CategoricalDistribution([1, 2]),
+        "b": optuna.distributions.CategoricalDistribution(["x", "y"]),
+    }
+    rows = []
+    for number, (a, b) in enumerate([(1, "x"), (2, "y")]):
+        trial = optuna.trial.create_trial(
+            params={"a": a, "b": b},
+            distributions=distributions,
+            value=0.25 * a,
+            intermediate_values={5: -1.5 / a, 10: -1.0 / a},
+            user_attrs={"eval_loss": 1.0 / a, "wall_seconds": 99.94},
+        )
+        trial.number = number
+        rows.append(export_mod.trial_row(trial, ["a", "b"], sign=-1.0, max_steps=10))
+    export = export_mod.GridExport(
+        study="s",
+        direction="maximize",
+        max_steps=10,
+        eval_steps=5,
+        space={"a": [1, 2], "b": ["x", "y"]},
+        rows=rows,
+    )
+    assert len(export.missing()) == 2  # (1, y) and (2, x)
+    out = tmp_path / "grid.csv"
+    export_mod.write_csv(export, out)
+    grid = replay_mod.load_grid(out)
+    assert not grid.complete and grid.grid_size == 4 and len(grid.points) == 2
+    point = grid.lookup({"a": 2, "b": "y"})
+    assert point.score == 0.5 and point.curve == ((5, 0.75), (10, 0.5)) and point.steps == 10
+    assert point.wall_s == 99.9
+
+
+def test_the_section_replaces_only_itself_in_benchmarks_md(tmp_path, monkeypatch, grid):
+    target = tmp_path / "BENCHMARKS.md"
+    target.write_text("# Benchmarks\n\n## Cold start\n\nkept\n\n## Other\n\nalso kept\n")
+    monkeypatch.setattr(replay_mod, "BENCHMARKS", target)
+    runs = replay_mod.replay_all(
+        grid, replay_mod.STRATEGIES, seeds=range(3), max_share=1.0, n_startup_trials=2
+    )
+    cells = [replay_mod.summarise(g, grid, s) for g in runs.values() for s in (0.25, 1.0)]
+    for _ in range(2):  # written twice: replaced, not appended
+        section = replay_mod.render(
+            grid, cells, runs, csv_path=tmp_path / "grid.csv", seeds=[0, 1, 2],
+            n_startup_trials=2, elapsed=1.0, command="python bench/tuner_replay.py",
+        )  # fmt: skip
+        replay_mod.write_section(section)
+    text = target.read_text()
+    assert text.count(replay_mod.SECTION) == 1 and "kept" in text and "also kept" in text
+    assert "complete: 9 of 9 points" in text and "| grid | 100.0% (180) | 100.0% |" in text
