@@ -214,6 +214,8 @@ class Run:
     max_steps: int
     """A full trial's steps: a trial starts only while this still fits in the budget."""
     trials: list[TrialRecord] = field(default_factory=list)
+    capped: bool = False
+    """Stopped by the cap on asks before the budget was spent (partial grids only)."""
 
     def within(self, budget: int) -> list[TrialRecord]:
         """The trials a run with this step budget would have started: the same prefix as
@@ -301,6 +303,7 @@ def replay(
         else:
             study.tell(trial, point.score)
             run.trials.append(TrialRecord(values, state, steps, point.score, spent))
+    run.capped = len(run.trials) == cap and spent + grid.max_steps <= budget
     return run
 
 
@@ -507,8 +510,25 @@ def render(
         else:
             figures = "- | -"
         lines.append(f"| {label} | {figures} | {len(reached)} of {len(group)} |")
+    if not grid.complete:
+        lines += ["", _missing_text(runs)]
     lines += ["", "Goals (performance issue, deliverable 3):", "", *goal_lines(cells, grid)]
     return "\n".join(lines) + "\n"
+
+
+def _missing_text(runs: dict[str, list[Run]]) -> str:
+    """On a partial grid: how often each strategy proposed a missing point, and how many runs
+    ran out of asks before their budget (a sampler that keeps proposing missing points)."""
+    parts = []
+    for label, group in runs.items():
+        missing = statistics.fmean(sum(t.state == "missing" for t in r.trials) for r in group)
+        capped = sum(r.capped for r in group)
+        parts.append(f"{label} {missing:.1f} ({capped} of {len(group)} runs capped)")
+    return (
+        "Partial grid: proposals of missing points per run at the largest budget (mean), and "
+        "runs stopped by the cap on asks (20 x the grid's size; the grid sampler: its size) "
+        "before spending their budget: " + "; ".join(parts) + "."
+    )
 
 
 def _budget_text(grid: Grid) -> str:
@@ -536,6 +556,24 @@ def write_section(section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section
     BENCHMARKS.write_text(text.rstrip("\n") + "\n")
+
+
+def _without_notes(argv: Sequence[str] | None) -> list[str]:
+    """The command line as run, each `--note TEXT` shortened to `--note ...` (the notes are
+    printed in the section anyway)."""
+    args, shown, skip = list(sys.argv[1:] if argv is None else argv), [], False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg == "--note":
+            shown += ["--note", "..."]
+            skip = True
+        elif arg.startswith("--note="):
+            shown.append("--note=...")
+        else:
+            shown.append(arg)
+    return shown
 
 
 def demo_n_startup_trials() -> int:
@@ -576,9 +614,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     elapsed = time.perf_counter() - started
     cells = [summarise(group, grid, share) for group in runs.values() for share in budgets]
-    command = "python bench/tuner_replay.py " + shlex.join(
-        sys.argv[1:] if argv is None else list(argv)
-    )
+    command = "python bench/tuner_replay.py " + shlex.join(_without_notes(argv))
     section = render(
         grid, cells, runs, csv_path=args.csv, seeds=seeds, n_startup_trials=n_startup,
         elapsed=elapsed, command=command.strip(), startup_note=startup_note, notes=args.note,
