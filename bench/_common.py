@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/, not the reposi
 
 
 def calm_threads() -> None:
-    """Sleeping, not spinning, OpenMP waits (see runners.__main__._calm_threads): must precede
+    """Sleeping, not spinning, OpenMP waits (see runners.__main__.calm_threads): must precede
     `import torch`, in this process and (inherited) in every child it starts."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

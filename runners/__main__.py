@@ -42,7 +42,7 @@ def _protocol_stdout():
     return proto
 
 
-def _calm_threads() -> None:
+def calm_threads() -> None:
     """Let OpenMP threads sleep instead of spinning while they wait (must precede `import torch`).
 
     Measured on 2 cores with one other training process: a LoRA step on SmolLM2 (batch 4 x 64)
@@ -52,7 +52,7 @@ def _calm_threads() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -76,16 +76,18 @@ def write_result_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, first_parent: int = FIRST_PARENT) -> int:
+    """Run one trial; `first_parent` is the launcher that started this process (the fork server
+    passes its own pid: this module was imported there, before the fork)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         print("usage: python -m runners CONFIG.json RESULT.json", file=sys.stderr)
         return 2
     config_path, result_path = Path(args[0]), Path(args[1])
-    lifeline.die_with_parent(first_parent=FIRST_PARENT, announced=lifeline.announced_parent())
+    lifeline.die_with_parent(first_parent=first_parent, announced=lifeline.announced_parent())
     proto = _protocol_stdout()
-    _calm_threads()
-    _quiet_libraries()
+    calm_threads()
+    quiet_libraries()
 
     from runners.config import TrialConfig, TrialResult
 

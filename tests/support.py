@@ -98,3 +98,27 @@ def synthetic_report(rows, front=None):
     )
     report.best = _best_picks(rows, report.objectives, report.directions)
     return report
+
+
+def processes_touching(fragment: str) -> list[int]:
+    """Live processes whose command line, or any open file, names a path containing `fragment`.
+
+    A trial forked by the fork server keeps the server's command line (`-m runners.forkserver`),
+    but its stderr is the trial's log in the trial's work directory, so open files find it too.
+    """
+    import os
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
+                continue
+            texts = [(entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")]
+            texts += [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if any(fragment in text for text in texts):
+            found.append(int(entry.name))
+    return found

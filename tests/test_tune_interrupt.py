@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 from mlflow import MlflowClient
-from support import write_tiny_study
+from support import processes_touching, write_tiny_study
 
 from advisor.tracking import ROLE, STATE
 
@@ -80,8 +80,8 @@ def test_a_stopped_trial_is_killed_cleanly_and_retried(
     assert word in trial_run.data.tags["advisor.error"]
     assert parent.info.status == "KILLED"
     # No runner process is left behind.
-    leftover = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
-    assert leftover.stdout.strip() == ""
+    assert processes_touching(str(tmp_path)) == []
+    assert processes_touching("advisor-intr-trial") == []
 
     # The same command continues: the stopped trial stays FAIL, its retry runs its parameters
     # and takes its place in the budget (one trial wanted, one complete).

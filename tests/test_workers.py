@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import optuna
 import pytest
 from mlflow import MlflowClient
-from support import write_tiny_study
+from support import processes_touching, write_tiny_study
 
 from advisor.tracking import PARENT, ROLE, STATE, TRIAL
 
@@ -117,10 +117,7 @@ def _running_on_sqlite(db: Path) -> list[tuple[int, str]]:
 
 def _runner_alive(study: str, number: int) -> bool:
     """Whether the trial's runner process (its work dir names study and trial) still exists."""
-    found = subprocess.run(
-        ["pgrep", "-f", f"advisor-{study}-trial{number}-"], capture_output=True, text=True
-    )
-    return bool(found.stdout.strip())
+    return bool(processes_touching(f"advisor-{study}-trial{number}-"))
 
 
 def _key(params: dict) -> tuple:
