@@ -55,6 +55,16 @@ if TYPE_CHECKING:  # pragma: no cover
 TARGET_ATTR = "advisor.n_trials"
 """Study user attribute: the total trials wanted, set by `tune`, read by every worker."""
 PARENT_ATTR = "advisor.mlflow_parent_run_id"
+SPEC_HASH_ATTR = "advisor.spec_hash"
+"""Study user attribute: the spec hash of the study file that prepared the study."""
+SERVED_ATTR = "advisor.served"
+"""Study user attribute: True when `advisor serve` prepared the study (no coordinator runs it)."""
+BASELINE_ATTR = "advisor.baseline"
+"""Study user attribute of a served study: `pending`, then `claimed:<host:pid>` while the worker
+that claimed it evaluates the baseline, then `done`."""
+STOP_ATTR = "advisor.stop_requested"
+"""Study user attribute: set by `POST /v1/studies/{name}/stop`; workers start no new trial."""
+_STOP_NOTE = "stop requested (POST /v1/studies/NAME/stop): no new trial starts; running ones finish"
 
 
 def tune(
@@ -84,9 +94,7 @@ def tune(
     `study_tags` go on the MLflow parent run (e.g. the run a rerun reproduces).
     `study_file` may be a loaded spec (one task of a multi-task study: `tune_tasks`).
     """
-    from advisor import optuna_backend as ob
     from advisor.scan.gate import check_study_data, describe_pii
-    from advisor.study.tasks import task_markers
 
     observer = observer or NullObserver()
     started = time.monotonic()
@@ -94,6 +102,35 @@ def tune(
     spec = plan.spec
     check_tracking_reachable(plan.stores.tracking_uri)  # before the study is created
     data_report = check_study_data(spec)  # personal data refused unless data.allow_pii
+    study, tracker = prepare(
+        plan, data_report, n_trials=n_trials, enqueue=enqueue, study_tags=study_tags
+    )
+    session = _Session(plan, study, tracker, observer, python, keep_workdirs, coordinator=True)
+    if spec.data.allow_pii and (note := describe_pii(data_report)):
+        session.notes.append(f"{note} (allowed by data.allow_pii)")
+    return session.run(started)
+
+
+def prepare(
+    plan: StudyPlan,
+    data_report: Any,
+    *,
+    n_trials: int | None = None,
+    enqueue: Sequence[Mapping[str, Any]] = (),
+    study_tags: Mapping[str, str] | None = None,
+    marks: Mapping[str, Any] | None = None,
+) -> tuple[Any, StudyTracker]:
+    """Create (or reopen) the study in both stores so that workers can join it.
+
+    The set-up half of `tune`, shared with `advisor serve`, which prepares a submitted study and
+    leaves every training run to workers. `data_report` is `check_study_data`'s scan (logged on
+    the parent run); `marks` are extra study attributes (a served study's pending baseline),
+    set before the parent run id, which workers wait for.
+    """
+    from advisor import optuna_backend as ob
+    from advisor.study.tasks import task_markers
+
+    spec = plan.spec
     study = ob.open_study(
         name=spec.name,
         storage=plan.storage(),
@@ -132,11 +169,11 @@ def tune(
     study.set_user_attr("advisor.mlflow_experiment_id", tracker.experiment_id)
     study.set_user_attr("advisor.mlflow_experiment_name", plan.experiment)
     study.set_user_attr("advisor.mlflow_tracking_uri", redact_url(plan.stores.tracking_uri))
+    study.set_user_attr(SPEC_HASH_ATTR, plan.spec_hash)
+    for key, value in (marks or {}).items():
+        study.set_user_attr(key, value)
     study.set_user_attr(PARENT_ATTR, tracker.parent_run_id)  # last: workers wait for it
-    session = _Session(plan, study, tracker, observer, python, keep_workdirs, coordinator=True)
-    if spec.data.allow_pii and (note := describe_pii(data_report)):
-        session.notes.append(f"{note} (allowed by data.allow_pii)")
-    return session.run(started)
+    return study, tracker
 
 
 @dataclass
@@ -280,6 +317,7 @@ class _Session:
     ) -> None:
         self.plan, self.study, self.tracker, self.observer = plan, study, tracker, observer
         self.python, self.keep, self.coordinator = python, keep_workdirs, coordinator
+        self.served = bool(study.user_attrs.get(SERVED_ATTR))
         self.notes: list[str] = []
 
     def run(self, started: float) -> TuneSummary:
@@ -300,28 +338,68 @@ class _Session:
             baseline_score=study.user_attrs.get("advisor.baseline_score"),
             notes=list(self.notes),
         )
+        if study.user_attrs.get(STOP_ATTR):  # shown as the worker starts, not only at its end
+            summary.notes.append(_STOP_NOTE)
         target = int(study.user_attrs.get(TARGET_ATTR, plan.spec.optuna.n_trials))
         used = co.budget_used(study)
         summary.skipped_finished = used
         self.observer.study_started(summary, plan.spec.train.max_steps, max(0, target - used))
 
-        status = "FINISHED"
+        status, outcome = "FINISHED", "interrupted"
         try:
             if self.coordinator:
                 summary.baseline_score = _ensure_baseline(
                     plan, tracker, study, self.observer, self.python
                 )
+            elif self._claim_baseline():
+                summary.baseline_score = self._served_baseline()
             objective = _Objective(plan, tracker, summary, self.observer, self.python, self.keep)
-            self._loop(objective, target, started)
+            outcome = self._loop(objective, target, started)
         except KeyboardInterrupt:
             summary.interrupted = True
             status = "KILLED"
             raise
         finally:
-            _close(summary, study, tracker, status, started, end_parent=self.coordinator)
-        if self.coordinator:
+            # A served study has no coordinator: the last worker out closes its parent run.
+            last_out = self.served and outcome in ("done", "stopped")
+            last_out = last_out and not co.running_elsewhere(study)
+            end_parent = self.coordinator or last_out
+            _close(summary, study, tracker, status, started, end_parent=end_parent)
+        if outcome == "stopped" and _STOP_NOTE not in summary.notes:
+            summary.notes.append(_STOP_NOTE)
+        if self.coordinator or (last_out and outcome == "done"):
             summary.registered_model = _register_best(plan.spec, plan, study, tracker)
         return summary
+
+    def _claim_baseline(self) -> bool:
+        """Whether this worker evaluates a served study's baseline (exactly one worker does).
+
+        `tune` runs the baseline as the coordinator; a served study has none, so the first
+        worker to see it pending claims it under the ask lock. A claim by a process on this
+        machine that no longer exists (kill -9) is taken over; a stopped study gets none.
+        """
+        from advisor import coordination as co
+
+        if not self.served:
+            return False
+        with co.ask_lock(self.study._storage, self.plan.spec.name)():
+            attrs = self.study.user_attrs
+            state = str(attrs.get(BASELINE_ATTR, ""))
+            if attrs.get(STOP_ATTR) or not (state == "pending" or _dead_local_claim(state)):
+                return False
+            self.study.set_user_attr(BASELINE_ATTR, f"claimed:{co.worker_id()}")
+        return True
+
+    def _served_baseline(self) -> float | None:
+        """Run the claimed baseline; an interrupted one goes back to `pending` for the next."""
+        done = False
+        try:
+            plan, observer = self.plan, self.observer
+            score = _ensure_baseline(plan, self.tracker, self.study, observer, self.python)
+            done = True
+            return score
+        finally:
+            self.study.set_user_attr(BASELINE_ATTR, "done" if done else "pending")
 
     def _reconcile(self) -> None:
         """Close MLflow runs whose trial no longer runs (a killed worker leaves them RUNNING).
@@ -332,11 +410,13 @@ class _Session:
         roles = ("trial", "baseline") if self.coordinator else ("trial",)
         self.tracker.reconcile(running, roles=roles)
 
-    def _loop(self, objective: _Objective, target: int, started: float) -> None:
+    def _loop(self, objective: _Objective, target: int, started: float) -> str:
         """Ask, run, tell until the study's budget is spent (by all workers together).
 
         With the budget spent, a worker stays until no other worker's trial is running: one of
-        them may die, and its retry must still run (the last worker out runs it).
+        them may die, and its retry must still run (the last worker out runs it). Returns why
+        it ended: `done` (budget spent), `stopped` (STOP_ATTR set: no new trial is asked for,
+        running ones finish) or `timeout` (optuna.timeout_s).
         """
         from advisor import coordination as co
 
@@ -349,9 +429,11 @@ class _Session:
             with lock():
                 if co.reap_stale(study):
                     self._reconcile()
+                if study.user_attrs.get(STOP_ATTR):
+                    return "stopped"
                 if not co.has_waiting(study) and co.budget_used(study) >= target:
                     if not co.running_elsewhere(study):
-                        return
+                        return "done"
                     trial = None  # another worker's trial may still die and need a retry
                 else:
                     with warnings.catch_warnings():
@@ -364,6 +446,24 @@ class _Session:
                 time.sleep(self.plan.spec.optuna.heartbeat_interval)
                 continue
             _run_one(study, trial, objective)
+        return "timeout"
+
+
+def _dead_local_claim(state: str) -> bool:
+    """Whether a `claimed:<host:pid>` baseline claim is held by a gone process on this host."""
+    import os
+    import socket
+
+    host, _, pid = state.removeprefix("claimed:").rpartition(":")
+    if not state.startswith("claimed:") or host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _is_running(trial: Any) -> bool:

@@ -1,4 +1,5 @@
-"""`advisor --help`, `recommend` and `estimate` must not import torch or transformers."""
+"""`advisor --help`, `recommend`, `estimate` and the service's app must not import torch or
+transformers."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ PROBE = textwrap.dedent(
         runner.invoke(app, ["estimate", "--model", "llama-3-8b", "--method", "qlora",
                             "--json"]).exit_code,
     ]
+    # The service's app (recommend and estimate over HTTP) is built from the same light path.
+    from advisor.serve import ServeSettings
+    from advisor.serve.app import create_app
+
+    create_app(ServeSettings())
     heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
     print(json.dumps({"codes": codes, "heavy": heavy}))
     """

@@ -29,9 +29,9 @@ def version() -> None:
 
 
 def _register() -> None:
-    from advisor.cli import decide, export, rerun, review, scan, studies, tuning, ui
+    from advisor.cli import decide, export, rerun, review, scan, serve, studies, tuning, ui
 
-    for module in (decide, studies, scan, tuning, review, rerun, export, ui):
+    for module in (decide, studies, scan, tuning, review, rerun, export, ui, serve):
         module.register(app)
 
 

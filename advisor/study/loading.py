@@ -29,8 +29,12 @@ Problem = tuple[int | None, str, str, str]
 """(line, dotted path, message, fix)."""
 
 
-def load_study(path: str | Path) -> StudySpec:
-    """The validated, fully defaulted study in `path`; paths inside it become absolute."""
+def load_study(path: str | Path, *, base_dir: str | Path | None = None) -> StudySpec:
+    """The validated, fully defaulted study in `path`; paths inside it become absolute.
+
+    Relative paths start at `base_dir` (default: the file's folder, also the default data.root):
+    `advisor serve` validates a submitted text against its first data root. The error carries
+    the problems as data too (`error.problems`: (line, path, message, fix) tuples)."""
     file = Path(path)
     text = _read_study_text(file)
     try:
@@ -52,7 +56,7 @@ def load_study(path: str | Path) -> StudySpec:
             f"{file}:1: the study file must be a mapping of sections, got {type(raw).__name__}",
             fix="start from studies/demo.yaml (`advisor schema` lists every section)",
         )
-    base_dir = file.resolve().parent
+    base_dir = Path(base_dir).resolve() if base_dir is not None else file.resolve().parent
     problems: list[Problem] = []
     collected: list[tuple[tuple[Any, ...], str, str]] = []
     spec: StudySpec | None = None
@@ -69,7 +73,9 @@ def load_study(path: str | Path) -> StudySpec:
         line, dotted = locate(root, loc)
         problems.append((line, dotted, message, fix))
     if problems:
-        raise AdvisorInputError(render_problems(file, problems), where=str(file))
+        error = AdvisorInputError(render_problems(file, problems), where=str(file))
+        error.problems = sorted(problems, key=lambda p: (p[0] or 0, p[1]))  # type: ignore[attr-defined]
+        raise error
     assert spec is not None
     spec._source_file = str(file.resolve())
     return spec
