@@ -22,6 +22,16 @@ The arithmetic, so that every figure can be checked:
   layer's 16-bit input (2 sbh) plus one layer's activations while it is recomputed. The loss adds
   s*b*V*10 bytes (16-bit logits, their fp32 upcast and its gradient).
 * A fixed 0.5 GB stands for the CUDA context, cuBLAS workspaces and allocator slack.
+* `device="cpu"` estimates a CPU trial's peak resident memory instead (fp32; bench/memory.py
+  measures it): the CUDA allowance becomes the 0.45 GB a Python process holds after importing
+  torch, transformers, peft and trl, and QLoRA adds the full-precision checkpoint pages that
+  bitsandbytes' CPU path quantises from: they stay mapped (clean, reclaimable page cache, but
+  resident and inside the address space `trial.max_memory_gb` caps) while the model lives.
+  glibc's malloc keeps freed activations in its heap and fragments around them: with a frozen
+  base (every method but full fine-tuning, whose weight gradients reuse that space) the peak
+  carried 0.8x the activations on top (fitted on SmolLM2 at 1 x 128, 4 x 128 and 4 x 256;
+  checked on 2 x 64). `ADVISOR_MMAP_THRESHOLD=65536` removes most of it at a cost in speed
+  (`runners.allocator`).
 
 Time: tokens x FLOPs/token / (peak x MFU). A full step costs 6N FLOPs per token (forward 2N,
 backward 4N); with frozen weights the backward skips weight gradients (4N in all); gradient
@@ -54,6 +64,13 @@ NF4_BYTES = 0.5
 DOUBLE_QUANT_BYTES = 1 / 64 + 4 / (64 * 256)
 ADAPTER_BYTES = 4  # fp32 adapter weights (peft upcasts adapters of a 16-bit base)
 CUDA_OVERHEAD_GB = 0.5
+CPU_RUNTIME_GB = 0.45
+"""Resident memory of a trial process before the model: Python with torch, transformers, peft and
+trl imported (measured 430 MiB on Linux x86-64, bench/memory.py)."""
+CHECKPOINT_BYTES_CPU = 4  # the converted GGUF cache and an fp32 run read fp32 weights
+MALLOC_SLACK = 0.8
+"""glibc heap kept on top of a frozen-base step's activations on CPU (see the module doc)."""
+Device = Literal["cuda", "cpu"]
 LOSS_BYTES_PER_LOGIT = 2 + 4 + 4
 PROMPT_TOKENS = 20  # peft PromptTuningConfig num_virtual_tokens used for the estimate
 MFU = 0.35
@@ -185,8 +202,10 @@ def estimate_memory(
     precision: Precision = "bf16",
     flash_attention: bool = True,
     cuda_overhead_gb: float = CUDA_OVERHEAD_GB,
+    device: Device = "cuda",
 ) -> MemoryEstimate:
-    """Training memory of `method` (inference only for `rag`) on a model of this shape."""
+    """Training memory of `method` (inference only for `rag`) on a model of this shape: GPU
+    memory on `cuda`, the trial process's peak resident memory on `cpu` (always fp32 there)."""
     if method not in METHODS:
         raise AdvisorInputError(
             f"unknown method {method!r}", fix=f"use one of {', '.join(METHODS)}", where="--method"
@@ -198,6 +217,12 @@ def estimate_memory(
                 fix=f"pass a positive {option}",
                 where=option,
             )
+    if device not in ("cuda", "cpu"):
+        raise AdvisorInputError(
+            f"unknown device {device!r}", fix="use cuda or cpu", where="--device"
+        )
+    if device == "cpu":
+        precision = "fp32"
     n = shape.num_params
     w16 = 4 if precision == "fp32" else 2
     parts: dict[str, float] = {}
@@ -225,6 +250,8 @@ def estimate_memory(
             quantised = shape.num_layers * shape.linear_params_per_layer
             parts["weights"] = NF4_BYTES * quantised + w16 * (n - quantised)
             parts["quantization_overhead"] = DOUBLE_QUANT_BYTES * quantised
+            if device == "cpu":
+                parts["mapped_checkpoint"] = CHECKPOINT_BYTES_CPU * quantised
         else:
             parts["weights"] = w16 * n
         if method == "adalora":  # a frozen `ranknum` scalar per adapted matrix
@@ -242,7 +269,12 @@ def estimate_memory(
             flash_attention=flash_attention,
             precision=precision,
         )
-    parts["cuda_overhead"] = cuda_overhead_gb * GB
+    if device == "cpu":
+        if method not in FULL_METHODS and method != "rag":
+            parts["malloc_slack"] = MALLOC_SLACK * parts["activations"]
+        parts["runtime"] = CPU_RUNTIME_GB * GB
+    else:
+        parts["cuda_overhead"] = cuda_overhead_gb * GB
     breakdown = {name: round(value / GB, 4) for name, value in parts.items()}
     return MemoryEstimate(
         method=method,
@@ -261,8 +293,9 @@ def estimate_memory(
             "batch_size": batch_size,
             "seq_len": seq_len,
             "gradient_checkpointing": gradient_checkpointing,
-            "precision": "nf4+bf16" if method == "qlora" else precision,
+            "precision": f"nf4+{precision}" if method == "qlora" else precision,
             "flash_attention": flash_attention,
+            "device": device,
         },
     )
 

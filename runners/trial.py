@@ -128,6 +128,10 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
 
     placement = resolve_placement(config)
     result.device, result.precision = placement.device, placement.precision
+    if placement.device == "cpu":  # before the model's tensors are allocated (opt-in, see there)
+        from runners.allocator import return_freed_memory
+
+        return_freed_memory()
     distributed.check_world(placement.device)
     distributed.bind_device(placement.device)
     method = None if config.baseline else get_method(config.method.name)

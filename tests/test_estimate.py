@@ -258,3 +258,48 @@ def test_qlora_fp32_counts_unquantised_weights_at_4_bytes(tmp_path) -> None:
     quantised = shape.num_layers * shape.linear_params_per_layer
     bf16 = estimate_memory(shape, "qlora").breakdown_bytes
     assert fp32["weights"] - bf16["weights"] == 2 * (shape.num_params - quantised)
+
+
+def test_cpu_estimate_is_fp32_with_the_runtime_instead_of_cuda() -> None:
+    shape = PRESETS["smollm2-135m"]
+    cpu = estimate_memory(shape, "lora", r=8, batch_size=4, seq_len=128, device="cpu")
+    gpu = estimate_memory(shape, "lora", r=8, batch_size=4, seq_len=128, precision="fp32")
+    assert cpu.assumptions["precision"] == "fp32" and cpu.assumptions["device"] == "cpu"
+    assert "cuda_overhead" not in cpu.breakdown and cpu.breakdown["runtime"] == 0.45
+    assert cpu.breakdown["weights"] == gpu.breakdown["weights"]
+    slack = cpu.breakdown_bytes["malloc_slack"]  # glibc's heap kept with a frozen base
+    assert slack == pytest.approx(0.8 * cpu.breakdown_bytes["activations"])
+    assert "malloc_slack" not in estimate_memory(shape, "full", device="cpu").breakdown
+    qlora = estimate_memory(shape, "qlora", r=8, device="cpu")
+    quantised = shape.num_layers * shape.linear_params_per_layer
+    assert qlora.breakdown_bytes["mapped_checkpoint"] == 4 * quantised
+    assert "mapped_checkpoint" not in estimate_memory(shape, "qlora").breakdown
+    with pytest.raises(AdvisorInputError, match="--device"):
+        estimate_memory(shape, "lora", device="tpu")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("method", ["lora", "qlora", "full"])
+def test_cpu_estimate_within_15_percent_of_a_real_training_process(tmp_path, method) -> None:
+    """A fresh process loads a tiny Llama the runner's way and trains two steps (the child of
+    bench/memory.py); its peak resident memory is what `device="cpu"` predicts."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from advisor.shapes import resolve_model
+    from runners.testing import build_tiny_llama
+
+    model = build_tiny_llama(tmp_path / "tiny")
+    bench = Path(__file__).resolve().parents[1] / "bench" / "memory.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "--child", str(model), method, "4", "64"],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    measured = json.loads(done.stdout.strip().splitlines()[-1])["peak"]
+    targets = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    predicted = estimate_memory(
+        resolve_model(str(model)), method, r=8, target_modules=targets, batch_size=4,
+        seq_len=64, device="cpu",
+    ).total_gb * 1e9  # fmt: skip
+    assert predicted == pytest.approx(measured, rel=0.15)

@@ -223,6 +223,11 @@ def estimate_command(
         "--target-modules",
         help="all-linear, attention, qv, or comma-separated names (q_proj,v_proj,...).",
     ),
+    device: str = typer.Option(
+        "cuda",
+        "--device",
+        help="cuda: GPU memory (bf16); cpu: the trial process's peak resident memory (fp32).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """Training-memory breakdown (weights, gradients, optimizer, activations) of one method."""
@@ -238,6 +243,7 @@ def estimate_command(
         batch_size=batch_size,
         seq_len=seq_len,
         gradient_checkpointing=gradient_checkpointing,
+        device=device.strip().lower(),  # type: ignore[arg-type]  (checked by estimate_memory)
     )
     if as_json:
         print_json({**est.to_dict(), "model_shape": shape.to_dict()})
