@@ -5,7 +5,7 @@ configuration. Both sides train SmolLM2-135M-Instruct (the demo's base, from the
 with LoRA r=8, alpha 16 on all linear layers, batch 4, max_seq_length 128, lr 1e-3, CPU fp32, on
 the demo's training data, for the same number of steps, each in a fresh process:
 
-* A, advisor: `run_trial_process` (`python -m runners`, the real trial path), eval metric
+* A, advisor: `run_trial_process` (forked from the fork server: the real trial path), eval metric
   `eval_loss` and forgetting off, so nothing but training differs from the demo's trial;
 * B, bare trl: `bench/throughput.py --bare ...`, below: a plain script that reads the JSONL,
   builds trl's prompt/completion records, wraps the model with peft and calls
@@ -23,6 +23,7 @@ batches from the same initial adapter.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -159,17 +160,51 @@ def measure(args: argparse.Namespace, scratch: Path) -> list[tuple[str, dict[str
 
     model_dir = resolve_model_dir(ModelRef(args.model))  # converts a GGUF once if not cached yet
     runs = []
+    sides = ["advisor", "bare trl"] + ([] if args.quick else [FREED])
     for i in range(args.rounds):
-        for side in ("advisor", "bare trl"):
-            workdir = scratch / f"{side.replace(' ', '_')}{i}"
-            if side == "advisor":
-                measured = run_advisor(workdir, args.steps, model_dir)
-            else:
+        for n, side in enumerate(sides):
+            workdir = scratch / f"side{n}_{i}"
+            if side == "bare trl":
                 measured = run_bare(workdir, args.steps, model_dir)
+            else:
+                env = {"ADVISOR_MMAP_THRESHOLD": "65536"} if side == FREED else {}
+                with _environ(env):
+                    measured = run_advisor(workdir, args.steps, model_dir)
             measured["tokens_per_second"] = measured["tokens"] / measured["train_seconds"]
             print(f"{side} round {i + 1}: {measured}", flush=True)
             runs.append((side, measured))
     return runs
+
+
+FREED = "advisor, ADVISOR_MMAP_THRESHOLD=65536"
+"""The opt-in allocator setting (`runners.allocator`): lower peak memory, at what speed?"""
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]):
+    """Set environment variables for the trials started inside (the fork server restarts)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _ratio(runs: list[tuple[str, dict[str, float]]], side: str) -> tuple[float, list[float]]:
+    """Median tokens/s of `side` over bare trl's, and the same ratio within each round."""
+    a = median(m["tokens_per_second"] for s, m in runs if s == side) or 0.0
+    b = median(m["tokens_per_second"] for s, m in runs if s == "bare trl") or 1.0
+    per_round, current = [], {}
+    for s, m in runs:
+        current[s] = m["tokens_per_second"]
+        if side in current and "bare trl" in current and s in (side, "bare trl"):
+            per_round.append(current.pop(side) / current.pop("bare trl"))
+    return a / b, per_round
 
 
 def render(runs: list[tuple[str, dict[str, float]]], args: argparse.Namespace) -> str:
@@ -178,21 +213,17 @@ def render(runs: list[tuple[str, dict[str, float]]], args: argparse.Namespace) -
          fmt(m["tokens_per_second"]), f"{m['train_loss']:.6f}"]
         for side, m in runs
     ]  # fmt: skip
-    a = median(m["tokens_per_second"] for s, m in runs if s == "advisor") or 0.0
-    b = median(m["tokens_per_second"] for s, m in runs if s == "bare trl") or 1.0
-    pairs = [
-        runs[i][1]["tokens_per_second"] / runs[i + 1][1]["tokens_per_second"]
-        for i in range(0, len(runs) - 1, 2)
-    ]
+    ratio, pairs = _ratio(runs, "advisor")
     losses = [m["train_loss"] for _, m in runs]
     same = max(losses) - min(losses) <= 1e-5 * abs(max(losses))  # logging cadence: rounding only
-    ratio = a / b
     lines = [
         *provenance(args.load),
         f"- what: SmolLM2-135M-Instruct, LoRA r={R} alpha {ALPHA} all linear layers, batch"
         f" {BATCH}, max_seq_length {SEQ}, lr {LR:g}, CPU fp32, demo training data, {args.steps}"
-        f" steps per run, runs alternating advisor / bare trl ({args.rounds} rounds), each a"
-        " fresh process. tokens/s = non-padding tokens / seconds inside `trainer.train()`.",
+        f" steps per run, runs alternating advisor / bare trl / advisor with the opt-in"
+        f" allocator setting ({args.rounds} rounds), each its own process (advisor's forked from"
+        " its fork server, bare trl a fresh interpreter). tokens/s = non-padding tokens /"
+        " seconds inside `trainer.train()`.",
         "",
         *table(["run", "steps", "tokens", "train s", "tokens/s", "train loss"], rows),
         "",
@@ -200,6 +231,16 @@ def render(runs: list[tuple[str, dict[str, float]]], args: argparse.Namespace) -
         f" {'met' if ratio >= GOAL else 'MISSED'}); per round: "
         + ", ".join(f"{p:.3f}" for p in pairs)
         + ".",
+        *(
+            [
+                f"- The opt-in allocator setting (`{FREED.split(', ')[1]}`, lower peak memory:"
+                f" see the memory section), same ratio: {_ratio(runs, FREED)[0]:.3f}; per round: "
+                + ", ".join(f"{p:.3f}" for p in _ratio(runs, FREED)[1])
+                + "."
+            ]
+            if any(s == FREED for s, _ in runs)
+            else []
+        ),
         "- Same computation: "
         + (
             "every run reports the same training loss to 1e-5 (same batches, same initial"
