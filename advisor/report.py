@@ -49,6 +49,8 @@ class ReportRow:
     cost_usd: float | None = None
     gpu_hours: float | None = None
     peak_memory_mb: float | None = None
+    peak_reserved_mb: float | None = None
+    """Peak CUDA memory reserved (trials on a GPU only; left out of the JSON otherwise)."""
     trainable_params: int | None = None
     adapter_mb: float | None = None
     device: str | None = None
@@ -134,7 +136,11 @@ class Report:
     """The untuned model's score on the general instruction probe (forgetting's reference)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for row in out["rows"]:  # a CPU study's report reads as before GPU memory was recorded
+            if row.get("peak_reserved_mb") is None:
+                row.pop("peak_reserved_mb", None)
+        return out
 
     def row(self, number: int) -> ReportRow:
         return next(r for r in self.rows if r.number == number)
@@ -209,6 +215,7 @@ def _row(trial: Any, baseline: float | None) -> ReportRow:
         cost_usd=attrs.get("cost_usd"),
         gpu_hours=attrs.get("gpu_hours"),
         peak_memory_mb=attrs.get("peak_memory_mb"),
+        peak_reserved_mb=attrs.get("peak_reserved_mb"),
         trainable_params=attrs.get("trainable_params"),
         adapter_mb=attrs.get("adapter_mb"),
         device=attrs.get("device"),

@@ -17,10 +17,12 @@ Layout in MLflow (all searchable by tag):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,11 +158,40 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
         out[prefix] = str(value)
 
 
+def _only_visible_gpus(monitor: Any) -> None:
+    """Keep the GPUs of CUDA_VISIBLE_DEVICES in MLflow's GPU monitor, in that order.
+
+    NVML lists every GPU of the machine; a worker started with `--gpus 1` trains on GPU 1
+    only, so its trials' runs should show that one, as `gpu_0` (the trial's `cuda:0`). A list
+    of UUIDs or MIG ids cannot be mapped to NVML indices here: then every GPU is kept.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return
+    try:
+        indices = [int(part) for part in visible.split(",") if part.strip()]
+    except ValueError:
+        return
+    for part in monitor.monitors:
+        handles = getattr(part, "gpu_handles", None)
+        if handles is not None:
+            part.gpu_handles = [handles[i] for i in indices if 0 <= i < len(handles)]
+
+
 class StudyTracker:
     """Records one study in MLflow. Create it once per `advisor tune` invocation."""
 
-    def __init__(self, tracking_uri: str, artifact_root: str, experiment: str) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        artifact_root: str,
+        experiment: str,
+        *,
+        system_metrics_s: float = 0.0,
+    ) -> None:
+        """`system_metrics_s`: seconds between system samples on trial runs (0: none)."""
         _quiet_mlflow()
+        self.system_metrics_s = system_metrics_s
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
@@ -299,6 +330,45 @@ class StudyTracker:
         self.client.log_text(run_id, config.to_json(), "trial_config.json")
         return run_id
 
+    @contextlib.contextmanager
+    def system_metrics(self, run_id: str) -> Iterator[None]:
+        """Sample the machine into `run_id` while the block runs (a trial process trains).
+
+        MLflow's own SystemMetricsMonitor, started here for the trial's run instead of through
+        `mlflow.start_run(log_system_metrics=True)` (this module uses no fluent runs): a thread
+        that every `system_metrics_s` seconds logs `system/cpu_utilization_percentage`,
+        `system/system_memory_usage_megabytes`, disk and network figures and, when nvidia-ml-py
+        is installed, `system/gpu_N_utilization_percentage` and `system/gpu_N_memory_usage_*`.
+        It samples the whole machine from the worker process: the trial process is its child.
+        Stopped (and flushed) when the block ends, also on an exception or Ctrl-C; a monitor
+        that cannot start is skipped, never failing the trial.
+        """
+        monitor = self._system_monitor(run_id) if self.system_metrics_s > 0 else None
+        if monitor is None:
+            yield
+            return
+        monitor.start()
+        try:
+            yield
+        finally:
+            monitor.finish()
+
+    def _system_monitor(self, run_id: str) -> Any | None:
+        # A GPU that cannot report its power draw makes MLflow warn at every sample; the
+        # metrics it can read are still logged, so keep its warnings off the terminal.
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.ERROR)
+        try:
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+            monitor = SystemMetricsMonitor(
+                run_id, sampling_interval=self.system_metrics_s, tracking_uri=self.tracking_uri
+            )
+        except Exception:  # psutil missing, an unreadable /proc: the trial runs unmonitored
+            logging.getLogger(__name__).debug("no system metrics for %s", run_id, exc_info=True)
+            return None
+        _only_visible_gpus(monitor)
+        return monitor
+
     def log_metrics(
         self, run_id: str, metrics: Mapping[str, float | None], step: int | None = None
     ) -> None:
@@ -344,6 +414,7 @@ class StudyTracker:
             "eval_seconds": result.eval_seconds,
             "tokens_per_second": result.tokens_per_second,
             "peak_memory_mb": result.peak_memory_mb,
+            "peak_reserved_mb": result.peak_reserved_mb,  # CUDA only: None is not logged
             "trainable_params": float(result.trainable_params),
             "total_params": float(result.total_params),
             "trainable_percent": result.trainable_percent,

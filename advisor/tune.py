@@ -152,7 +152,12 @@ def prepare(
         for params in enqueue:
             study.enqueue_trial(dict(params))
 
-    tracker = StudyTracker(plan.stores.tracking_uri, plan.stores.artifact_root, plan.experiment)
+    tracker = StudyTracker(
+        plan.stores.tracking_uri,
+        plan.stores.artifact_root,
+        plan.experiment,
+        system_metrics_s=plan.spec.tracking.system_metrics_s,
+    )
     tracker.start_study(
         spec.name,
         spec_yaml=plan.spec_yaml,
@@ -252,7 +257,12 @@ def work(
     plan = StudyPlan.load(study_file, root=root, storage=storage, tracking_uri=tracking_uri)
     check_tracking_reachable(plan.stores.tracking_uri)
     study, parent_run_id = _wait_for_study(plan, wait_s)
-    tracker = StudyTracker(plan.stores.tracking_uri, plan.stores.artifact_root, plan.experiment)
+    tracker = StudyTracker(
+        plan.stores.tracking_uri,
+        plan.stores.artifact_root,
+        plan.experiment,
+        system_metrics_s=plan.spec.tracking.system_metrics_s,
+    )
     tracker.join_study(plan.spec.name, parent_run_id)
     return _Session(plan, study, tracker, observer, python, keep_workdirs, coordinator=False).run(
         started
@@ -771,9 +781,15 @@ def _run(
             row.step = step
         observer.trial_progress(row)
 
-    return run_trial_process(
-        config, workdir, on_eval=handle_eval, on_event=handle_event, python=python, limits=limits
-    )
+    with tracker.system_metrics(run_id):  # stopped when the process ends, Ctrl-C included
+        return run_trial_process(
+            config,
+            workdir,
+            on_eval=handle_eval,
+            on_event=handle_event,
+            python=python,
+            limits=limits,
+        )
 
 
 class _Objective:
@@ -878,6 +894,7 @@ class _Objective:
             "eval_loss": result.eval_loss,
             "wall_seconds": result.wall_seconds,
             "peak_memory_mb": result.peak_memory_mb,
+            "peak_reserved_mb": result.peak_reserved_mb,
             "trainable_params": result.trainable_params,
             "adapter_mb": result.adapter_mb,
             "cost_usd": derived["cost_usd"],

@@ -167,6 +167,9 @@ class TrialResult:
     tokens_per_second: float | None = None
     peak_memory_mb: float | None = None
     """Peak CUDA memory allocated on GPU; peak resident set size of the process on CPU."""
+    peak_reserved_mb: float | None = None
+    """Peak CUDA memory reserved by PyTorch's caching allocator (what the GPU really had to
+    hold: allocated plus cached blocks); None on CPU. Results written before it load as None."""
     trainable_params: int = 0
     total_params: int = 0
     adapter_mb: float = 0.0

@@ -35,8 +35,23 @@ class Placement:
         return torch.bfloat16 if self.precision == "bf16" else torch.float32
 
 
+def auto_precision(device: str) -> str:
+    """`precision: auto`: bf16 on a GPU that computes it natively (Ampere and later), fp16 mixed
+    precision on an older GPU, fp32 on the CPU.
+
+    `including_emulation=False`: torch's default also answers True on a T4 or V100, where bf16
+    runs emulated and slower than fp32; fp16 AMP (fp32 master weights) is what those GPUs are for.
+    """
+    import torch
+
+    if device != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+
+
 def resolve_placement(config: TrialConfig) -> Placement:
-    """CUDA when present (bf16 where supported), else CPU fp32; impossible requests fail early."""
+    """CUDA when present (bf16 where native, else fp16), else CPU fp32; impossible requests
+    fail early, naming the field and the fix."""
     import torch
 
     has_cuda = torch.cuda.is_available()
@@ -49,8 +64,7 @@ def resolve_placement(config: TrialConfig) -> Placement:
         )
     precision = config.precision
     if precision == "auto":
-        bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
-        precision = "bf16" if bf16 else "fp32"
+        precision = auto_precision(device)
     if device == "cpu" and precision != "fp32":
         raise TrialInputError(
             f"precision {precision!r} needs CUDA; this trial runs on the CPU",
@@ -59,11 +73,29 @@ def resolve_placement(config: TrialConfig) -> Placement:
         )
     if device == "cpu" and "paged" in config.train.optimizer:
         raise TrialInputError(
-            f"optimizer {config.train.optimizer!r} pages optimizer state through CUDA memory",
-            fix="use adamw_torch on CPU",
+            f"optimizer {config.train.optimizer!r} pages optimizer state through CUDA memory, "
+            "but this trial runs on the CPU",
+            fix="set train.optimizer: adamw_torch (or leave it out) on CPU",
             where="train.optimizer",
         )
     return Placement(device=device, precision=precision)
+
+
+def trainable_in_run_precision(model: Any, placement: Placement) -> None:
+    """Keep trainable weights in fp32 unless the run is bf16.
+
+    trl's SFTTrainer casts a 4-bit model's trainable (adapter) weights to bf16, as the QLoRA
+    paper does. That suits bf16 runs only: fp16 mixed precision keeps fp32 master weights (a GPU
+    without native bf16 would otherwise update emulated bf16 weights), and an fp32 run promises
+    fp32. The optimizer does not exist yet when this runs, so it is built on the fp32 weights.
+    """
+    if placement.precision == "bf16":
+        return
+    import torch
+
+    for param in model.parameters():
+        if param.requires_grad and param.dtype in (torch.bfloat16, torch.float16):
+            param.data = param.data.float()
 
 
 @dataclass
@@ -169,6 +201,7 @@ def train(
     # The worker's stdout carries the protocol: no printed logs or progress bars from here.
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
+    trainable_in_run_precision(trainer.model, placement)  # before train() builds the optimizer
     start = time.perf_counter()
     result = trainer.train()
     outcome.train_seconds = time.perf_counter() - start

@@ -72,6 +72,19 @@ def peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def peak_reserved_mb(device: str) -> float | None:
+    """Peak CUDA memory reserved by the caching allocator (MiB); None on CPU.
+
+    Allocated memory is what tensors used; reserved is what the GPU had to hold for them
+    (fragmentation and cached blocks included), the figure that decides an out-of-memory error.
+    """
+    if device != "cuda":
+        return None
+    import torch
+
+    return torch.cuda.max_memory_reserved() / MB
+
+
 def dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / MB
 
@@ -107,10 +120,11 @@ def run_trial(config: TrialConfig, reporter: Reporter | None = None) -> TrialRes
         result.state = "failed"
         result.error = describe_error(exc)
     result.wall_seconds = time.perf_counter() - start
-    try:
+    # Measuring must not turn a result into a crash: a figure that cannot be read stays None.
+    with contextlib.suppress(Exception):
         result.peak_memory_mb = peak_memory_mb(result.device)
-    except Exception:  # measuring must not turn a result into a crash
-        result.peak_memory_mb = None
+    with contextlib.suppress(Exception):
+        result.peak_reserved_mb = peak_reserved_mb(result.device)
     return result
 
 

@@ -104,6 +104,7 @@ def resolve_trial_config(
     output_dir: str,
     available_modules: list[str] | None = None,
     baseline: bool = False,
+    cuda: bool | None = None,
 ) -> TrialConfig:
     """The `TrialConfig` of one trial: the spec's fixed values overridden by `params`.
 
@@ -112,6 +113,8 @@ def resolve_trial_config(
     Every searched parameter must be present unless `baseline` is True (then the first choice /
     low end is used). alpha_ratio becomes lora_alpha = ratio * r. With `available_modules`, target
     modules are checked against the model's names (AdvisorInputError with the closest match).
+    `cuda`: whether the trial will train on CUDA, for `train.optimizer: auto`; None: ask this
+    machine (`trains_on_cuda`), which is where a worker resolves its own trials.
     """
     unknown = sorted(set(params) - set(PARAM_NAMES))
     if unknown:
@@ -151,7 +154,7 @@ def resolve_trial_config(
             warmup_ratio=spec.train.warmup_ratio,
             weight_decay=spec.train.weight_decay,
             gradient_checkpointing=spec.train.gradient_checkpointing,
-            optimizer=spec.train.optimizer,
+            optimizer=resolve_optimizer(spec, cuda=cuda),
         ),
         eval=EvalConfig(
             metric=spec.metric,
@@ -168,6 +171,43 @@ def resolve_trial_config(
         baseline=baseline,
         processes=spec.trial.processes,
     )
+
+
+def default_optimizer(method: str, *, cuda: bool) -> str:
+    """The optimizer of `train.optimizer: auto`.
+
+    qlora on CUDA: paged 8-bit AdamW, the QLoRA recipe's third part (NF4 and double
+    quantisation are the other two, see `runners.methods.qlora`): 8-bit states, paged to CPU
+    memory when a long batch spikes GPU memory. Everything else, and qlora on the CPU (paged
+    optimizers need CUDA): plain AdamW, whose fp32 states cost little for an adapter's weights.
+    """
+    return "paged_adamw_8bit" if method == "qlora" and cuda else "adamw_torch"
+
+
+def trains_on_cuda(device: str) -> bool:
+    """Whether this machine's trials train on CUDA: the study's `device`, or for `auto` whether
+    a GPU is visible (CUDA_VISIBLE_DEVICES, set by `advisor worker --gpus`, included).
+
+    `torch.cuda.device_count()` asks NVML first, so the orchestrator creates no CUDA context
+    (the runner decides `auto` the same way, with `torch.cuda.is_available()`).
+    """
+    if device != "auto":
+        return device == "cuda"
+    import torch
+
+    return torch.cuda.device_count() > 0
+
+
+def resolve_optimizer(spec: StudySpec, *, cuda: bool | None = None) -> str:
+    """`train.optimizer` as set, or its `auto` default for this study on this machine; CUDA is
+    only probed (importing torch) when the answer depends on it: a qlora study."""
+    chosen = spec.train.optimizer
+    if chosen != "auto":
+        return chosen
+    if spec.method != "qlora":
+        return default_optimizer(spec.method, cuda=False)
+    on_cuda = trains_on_cuda(spec.device) if cuda is None else cuda
+    return default_optimizer(spec.method, cuda=on_cuda)
 
 
 def _replay(spec: StudySpec, values: dict[str, Any]) -> dict[str, Any]:

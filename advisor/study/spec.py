@@ -232,7 +232,11 @@ class TrainSpec(Section):
     gradient_checkpointing: bool = Field(
         False, description="Trade compute for activation memory (slow on CPU: off by default)."
     )
-    optimizer: Literal[OPTIMIZERS] = Field("adamw_torch", description="transformers optimizer.")  # type: ignore[valid-type]
+    optimizer: Literal[("auto", *OPTIMIZERS)] = Field(  # type: ignore[valid-type]
+        "auto",
+        description="transformers optimizer; auto: paged_adamw_8bit for qlora on CUDA (the "
+        "QLoRA recipe), adamw_torch otherwise (decided per worker, on the machine that trains).",
+    )
 
     @model_validator(mode="after")
     def _evaluates(self) -> TrainSpec:
@@ -336,6 +340,12 @@ class TrackingSpec(Section):
         None, description="Artifact location (default mlruns/artifacts)."
     )
     experiment: str | None = Field(None, description="MLflow experiment (default: the study name).")
+    system_metrics_s: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds between samples of CPU, RAM and (with nvidia-ml-py installed) GPU "
+        "utilisation and memory, logged as `system/*` metrics on each trial's run; 0: off.",
+    )
 
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -397,7 +407,9 @@ class StudySpec(Section):
     cost: CostSpec = Field(default_factory=CostSpec, description="Price of the machine.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where trials run.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="auto: bf16 on a GPU that supports it, fp32 on CPU."
+        "auto",
+        description="auto: bf16 on a GPU with native bf16 (Ampere or later), fp16 mixed "
+        "precision on an older GPU, fp32 on CPU.",
     )
     storage: str | None = Field(
         None, description="Optuna storage URI (default sqlite:///mlruns/optuna.db)."
@@ -662,8 +674,21 @@ def cross_field_problems(spec: StudySpec) -> list[tuple[tuple[Any, ...], str, st
                 "set cost.price_per_hour, or use the wall_seconds objective",
             )
         )
-    if spec.precision == "fp16" and spec.device == "cpu":
+    if spec.precision in ("fp16", "bf16") and spec.device == "cpu":
         problems.append(
-            (("precision",), "fp16 training is not supported on CPU", "use fp32 or bf16 on CPU")
+            (
+                ("precision",),
+                f"{spec.precision} training is not supported on CPU (trials run fp32 there)",
+                "set precision: auto or fp32, or device: cuda",
+            )
+        )
+    if "paged" in spec.train.optimizer and spec.device == "cpu":
+        problems.append(
+            (
+                ("train", "optimizer"),
+                f"optimizer {spec.train.optimizer!r} pages its state through CUDA memory, but "
+                "the study runs on the CPU",
+                "set train.optimizer: auto or adamw_torch, or device: cuda",
+            )
         )
     return problems

@@ -1,7 +1,12 @@
 """QLoRA: LoRA on a base quantised to 4-bit NF4 with double quantisation (bitsandbytes).
 
 Measured here: bitsandbytes 0.50 runs 4-bit layers on CPU with a float32 compute dtype, so QLoRA
-does not need CUDA (`needs_cuda=False`); on GPU the compute dtype follows the trial precision.
+does not need CUDA (`needs_cuda=False`); on GPU the compute dtype is the run's weights dtype
+(`Placement.dtype`): bf16 for bf16 runs, fp32 for fp16 runs (their weights stay fp32 and
+autocast runs the dequantised matmul in fp16 anyway). The QLoRA paper's third part, a paged
+8-bit optimizer, is the default `train.optimizer` of a qlora study on CUDA
+(`advisor.study.resolve.default_optimizer`); trl casts the adapter to bf16, which
+`runners.train.trainable_in_run_precision` undoes for runs that are not bf16.
 """
 
 from __future__ import annotations
