@@ -30,8 +30,9 @@ The arithmetic, so that every figure can be checked:
   glibc's malloc keeps freed activations in its heap and fragments around them: with a frozen
   base (every method but full fine-tuning, whose weight gradients reuse that space) the peak
   carried 0.8x the activations on top (fitted on SmolLM2 at 1 x 128, 4 x 128 and 4 x 256;
-  checked on 2 x 64). `ADVISOR_MMAP_THRESHOLD=65536` removes most of it at a cost in speed
-  (`runners.allocator`).
+  checked on 2 x 64). QLoRA also churns a dequantised fp32 copy of each weight per matmul: its
+  slack is 0.8x the larger of the two (at batch 1 the weights dominate).
+  `ADVISOR_MMAP_THRESHOLD=65536` removes most of it at a cost in speed (`runners.allocator`).
 
 Time: tokens x FLOPs/token / (peak x MFU). A full step costs 6N FLOPs per token (forward 2N,
 backward 4N); with frozen weights the backward skips weight gradients (4N in all); gradient
@@ -271,7 +272,12 @@ def estimate_memory(
         )
     if device == "cpu":
         if method not in FULL_METHODS and method != "rag":
-            parts["malloc_slack"] = MALLOC_SLACK * parts["activations"]
+            churn = parts["activations"]
+            if method == "qlora":  # every matmul dequantises its weight to a fresh fp32 block
+                churn = max(
+                    churn, CHECKPOINT_BYTES_CPU * shape.num_layers * shape.linear_params_per_layer
+                )
+            parts["malloc_slack"] = MALLOC_SLACK * churn
         parts["runtime"] = CPU_RUNTIME_GB * GB
     else:
         parts["cuda_overhead"] = cuda_overhead_gb * GB

@@ -229,6 +229,31 @@ def measure(args: argparse.Namespace, scratch: Path) -> list[dict[str, Any]]:
     return records
 
 
+RECORDS = Path(__file__).with_name("memory_records.jsonl")
+"""The last full run's measurements (one JSON record per line after a header line), kept so that
+an estimator change can be checked against them without measuring again (`--rerender`)."""
+
+
+def save_records(records: list[dict[str, Any]], load: float) -> None:
+    import datetime as dt
+
+    header = {"measured": dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "load_average": load}
+    lines = [json.dumps(header), *(json.dumps(r) for r in records)]
+    RECORDS.write_text("\n".join(lines) + "\n")
+
+
+def rerender_records(scratch: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The saved measurements with the current estimator's predictions."""
+    header, *records = [json.loads(line) for line in RECORDS.read_text().splitlines() if line]
+    dirs = model_dirs(scratch)
+    for record in records:
+        record["want"] = predict(dirs[record["model"]], *(record[k] for k in KEY))
+    return header, records
+
+
+KEY = ("method", "batch", "seq")
+
+
 def pair(want: float, got: float, digits: int = 1) -> str:
     return f"{want / MB:.{digits}f} / {got / MB:.{digits}f} ({err(want, got):+.1f}%)"
 
@@ -306,8 +331,18 @@ def render(records: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f" {worst(plain, 'activations', model)}, peak RSS {worst(plain, 'peak', model)}."
         for model in models
     ]
+    measured = getattr(args, "measured", None)
     lines = [
         *provenance(args.load),
+        *(
+            [
+                f"- measured: {measured['measured']} (1-minute load average"
+                f" {measured['load_average']:.2f}) by `.venv/bin/python bench/memory.py`, saved in"
+                f" `bench/{RECORDS.name}`; the predictions are the current estimator's"
+            ]
+            if measured
+            else []
+        ),
         "- what: per row a fresh process; model loaded and prepared by the runner (fp32, LoRA /"
         " QLoRA r=8 on all linear layers, QLoRA = NF4 + double quantisation on bitsandbytes' CPU"
         " kernels), two AdamW steps on random tokens, glibc's malloc as the runner leaves it."
@@ -320,8 +355,9 @@ def render(records: list[dict[str, Any]], args: argparse.Namespace) -> str:
         " high-water mark during step 2 (reset just before it), predicted as the estimator's CPU"
         " total: runtime (the process after importing torch/transformers/peft/trl, the CPU"
         " counterpart of the fixed CUDA allowance) + tensors + activations + malloc slack (0.8x"
-        " the activations with a frozen base) + for QLoRA the fp32 checkpoint pages it"
-        " quantised from. model file mapped: resident pages of the model's safetensors file"
+        " the activations with a frozen base; for QLoRA 0.8x the larger of the activations and"
+        " its dequantised fp32 weights) + for QLoRA the fp32 checkpoint pages it quantised from."
+        " model file mapped: resident pages of the model's safetensors file"
         " after loading.",
         "",
         *table(HEADERS, [row(r) for r in plain]),
@@ -336,7 +372,9 @@ def render(records: list[dict[str, Any]], args: argparse.Namespace) -> str:
         " freed), so RSS before step 2 already holds step 1's activations and the step's"
         " allocations fragment around them; with a frozen base that cost ~0.8x the activations"
         " on top (full fine-tuning's weight gradients reuse the space), now the estimator's"
-        " `malloc_slack`. Trimming the heap after each step did not help (the excess is inside a"
+        " `malloc_slack`; QLoRA also churns each weight's dequantised fp32 copy per matmul,"
+        " which dominates its slack at batch 1. Trimming the heap after each step did not help"
+        " (the excess is inside a"
         " step); fixing the mmap threshold at 64 KiB did, at a cost in step time, so it is"
         " opt-in (`ADVISOR_MMAP_THRESHOLD=65536`, `runners.allocator`). (2) QLoRA on CPU keeps"
         " the fp32 checkpoint it quantised from mapped (clean page cache, reclaimable, but"
@@ -362,11 +400,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"one shape {QUICK_SHAPES[0]}")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--rerender",
+        action="store_true",
+        help=f"no measuring: the current estimator against the saved {RECORDS.name}",
+    )
     args = parser.parse_args()
     args.load = os.getloadavg()[0]
     scratch = Path(tempfile.mkdtemp(prefix="advisor-bench-memory-"))
     try:
-        body = render(measure(args, scratch), args)
+        if args.rerender:
+            header, records = rerender_records(scratch)
+            args.measured = header
+        else:
+            records = measure(args, scratch)
+            if not args.quick:
+                save_records(records, args.load)
+        body = render(records, args)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(body)
