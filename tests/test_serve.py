@@ -109,6 +109,15 @@ def test_recommend_and_estimate_answer_what_the_cli_prints(base: str) -> None:
     )
     assert answer.json() == cli
 
+    body = {"model": "smollm2-135m", "method": "qlora", "batch_size": 4, "device": "cpu"}
+    answer = client.post("/v1/estimate", json_body=body)
+    assert answer.status == 200, answer.body
+    cli = _cli_json(
+        "estimate", "--model", "smollm2-135m", "--method", "qlora", "--batch-size", "4",
+        "--device", "cpu",
+    )  # fmt: skip
+    assert answer.json() == cli and "mapped_checkpoint" in cli["breakdown"]
+
 
 def test_openapi_and_docs_are_served(base: str) -> None:
     client = Client(base)

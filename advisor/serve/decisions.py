@@ -11,7 +11,7 @@ over HTTP it must be a preset or lie inside a data root, like every path of a su
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +33,9 @@ class EstimateRequest(BaseModel):
     gradient_checkpointing: bool = Field(False, description="Recompute activations.")
     target_modules: str = Field(
         "all-linear", description="all-linear, attention, qv, or comma-separated module names."
+    )
+    device: Literal["cuda", "cpu"] = Field(
+        "cuda", description="cuda: GPU memory (bf16); cpu: a CPU trial's peak resident memory."
     )
 
 
@@ -60,6 +63,7 @@ def estimate_answer(request: EstimateRequest, roots: list[Path]) -> dict[str, An
         batch_size=request.batch_size,
         seq_len=request.seq_len,
         gradient_checkpointing=request.gradient_checkpointing,
+        device=request.device,
     )
     return {**est.to_dict(), "model_shape": shape.to_dict()}
 
