@@ -8,7 +8,6 @@ library's answer for its traits. Writes the `## Service load` section of BENCHMA
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import signal
@@ -24,18 +23,9 @@ from pathlib import Path
 
 from _common import ROOT, calm_threads, provenance, table, write_section
 
+from advisor.serve.client import SAMPLE_TRAITS as TRAITS  # request i asks for TRAITS[7 i % 162]
+
 TITLE = "Service load (advisor serve)"
-TRAITS = [
-    {"goal": goal, "examples": examples, "model": model, "vram_gb": vram, "priority": priority}
-    for goal, examples, model, vram, priority in itertools.product(
-        ("knowledge", "behaviour", "both"),
-        (200, 5000, 200_000),
-        ("llama-3-8b", "llama-2-70b", "smollm2-135m"),
-        (8, 24, 80),
-        ("quality", "cost"),
-    )
-]
-"""162 trait sets; request i asks for TRAITS[7 i mod 162], so answers vary."""
 
 
 def _free_port() -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import itertools
 import json
 import threading
 import time
@@ -24,7 +23,7 @@ from advisor.cli import app as cli_app
 from advisor.recommend import recommend
 from advisor.serve import ServeSettings
 from advisor.serve.app import create_app
-from advisor.serve.client import Client
+from advisor.serve.client import SAMPLE_TRAITS, Client
 from advisor.traits import Traits
 
 TOKEN = "s3cret-token-for-tests"
@@ -385,20 +384,10 @@ def test_a_submitted_study_is_written_and_prepared_not_trained(
 
 
 # -- load -----------------------------------------------------------------------------------------
-TRAIT_GRID = [
-    {"goal": goal, "examples": examples, "model": model, "vram_gb": vram, "priority": priority}
-    for goal, examples, model, vram, priority in itertools.product(
-        ("knowledge", "behaviour", "both"),
-        (200, 5000, 200_000),
-        ("llama-3-8b", "llama-2-70b", "smollm2-135m"),
-        (8, 24, 80),
-        ("quality", "cost"),
-    )
-]
 
 
 def test_200_recommend_requests_from_8_clients_all_answered_correctly(base: str) -> None:
-    traits = [TRAIT_GRID[(i * 7) % len(TRAIT_GRID)] for i in range(200)]
+    traits = [SAMPLE_TRAITS[(i * 7) % len(SAMPLE_TRAITS)] for i in range(200)]
     expected = {
         json.dumps(t, sort_keys=True): json.loads(json.dumps(recommend(Traits(**t)).to_dict()))
         for t in traits

@@ -7,6 +7,7 @@ One `Client` holds one keep-alive connection; use one per thread.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -83,3 +84,17 @@ class Client:
         if self._conn is None:
             self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
         return self._conn
+
+
+SAMPLE_TRAITS = [
+    {"goal": goal, "examples": examples, "model": model, "vram_gb": vram, "priority": priority}
+    for goal, examples, model, vram, priority in itertools.product(
+        ("knowledge", "behaviour", "both"),
+        (200, 5000, 200_000),
+        ("llama-3-8b", "llama-2-70b", "smollm2-135m"),
+        (8, 24, 80),
+        ("quality", "cost"),
+    )
+]
+"""162 `POST /v1/recommend` bodies that differ in every trait that drives the answer: the load
+test (tests/test_serve.py) and the load benchmark (bench/serve_load.py) send them in turn."""
