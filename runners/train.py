@@ -107,6 +107,10 @@ class TrainOutcome:
     eval_curve: list[tuple[int, float]] = field(default_factory=list)
     pruned: bool = False
     train_seconds: float = 0.0
+    """The training steps alone: `trainer.train()` minus the evaluations it runs (eval_steps,
+    and transformers' own eval after the last step), so tokens/s measures training."""
+    eval_loss_seconds: float = 0.0
+    """Evaluations inside `trainer.train()` (the eval-loss curve the pruner reads)."""
     tokens: int = 0
     final_eval_loss: float | None = None
 
@@ -169,6 +173,21 @@ def _reporting_callback(reporter: Reporter, outcome: TrainOutcome) -> Any:
     return ReportingCallback()
 
 
+def _time_evaluations(trainer: Any, outcome: TrainOutcome) -> None:
+    """Add the time of every `trainer.evaluate()` call to `outcome.eval_loss_seconds` (the Trainer's
+    loop calls it through the instance, so wrapping the bound method sees each one)."""
+    evaluate = trainer.evaluate
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            outcome.eval_loss_seconds += time.perf_counter() - start
+
+    trainer.evaluate = timed
+
+
 def train(
     model: Any,
     tokenizer: Any,
@@ -202,9 +221,10 @@ def train(
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainable_in_run_precision(trainer.model, placement)  # before train() builds the optimizer
+    _time_evaluations(trainer, outcome)
     start = time.perf_counter()
     result = trainer.train()
-    outcome.train_seconds = time.perf_counter() - start
+    outcome.train_seconds = time.perf_counter() - start - outcome.eval_loss_seconds
     outcome.steps = trainer.state.global_step
     outcome.train_loss = float(result.training_loss)
     outcome.tokens = int(trainer.state.num_input_tokens_seen or 0)

@@ -151,3 +151,33 @@ def test_adalora_needs_a_step_budget(tiny_model: Path) -> None:
     )
     with pytest.raises(TrialInputError, match=r"train\.max_steps"):
         get_method("adalora").prepare(model, MethodConfig("adalora", r=4), max_steps=1)
+
+
+def test_train_seconds_count_the_steps_not_the_evaluations(
+    tiny_model: Path, tmp_path: Path, make_config
+) -> None:
+    """transformers evaluates inside `train()` (every eval_steps, and after a last step that is
+    not one of them): those evaluations are timed apart, so tokens/s measures training."""
+    import time
+
+    import torch
+
+    method = get_method("lora")
+    cfg = _method_config("lora")
+    model, tokenizer = load_model_and_tokenizer(
+        ModelRef(str(tiny_model)), device="cpu", dtype=torch.float32
+    )
+    seed_everything(0)
+    model = method.prepare(model, cfg, max_steps=3)
+    train_ds, eval_ds = load_datasets(make_config().data)
+    started = time.perf_counter()
+    outcome = train(
+        model, tokenizer, train_ds, eval_ds,
+        TrainConfig(max_steps=3, learning_rate=1e-2, eval_steps=2, max_seq_length=64),
+        seed=0, placement=CPU, output_dir=tmp_path / "t",
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    assert [step for step, _ in outcome.eval_curve] == [2, 3]  # step 3: transformers' final eval
+    assert outcome.eval_loss_seconds > 0 and outcome.train_seconds > 0
+    assert outcome.train_seconds + outcome.eval_loss_seconds <= elapsed
+    assert outcome.final_eval_loss == outcome.eval_curve[-1][1]  # no third evaluation
