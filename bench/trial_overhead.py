@@ -90,8 +90,11 @@ class Measured:
             "start": first,
             "load": r.load_seconds,
             "setup": max(0.0, (self.since("load", "train") or 0.0) - r.load_seconds),
-            "trainer": None if train_phase is None else train_phase - r.train_seconds,
+            "trainer": None
+            if train_phase is None
+            else train_phase - r.train_seconds - r.eval_loss_seconds,
             "train": r.train_seconds,
+            "eval_loss": r.eval_loss_seconds,
             "generation": generation,
             "forgetting": self.since("forgetting", "save"),
             "save": self.since("save", "end"),
@@ -100,6 +103,7 @@ class Measured:
             "overhead": self.wall - r.train_seconds,
             "overhead_infra": self.wall
             - r.train_seconds
+            - r.eval_loss_seconds
             - (generation or 0.0)
             - (self.since("forgetting", "save") or 0.0),
         }
@@ -219,14 +223,15 @@ COLUMNS = {
     "start": "process start -> first phase",
     "load": "load (model + adapter)",
     "setup": "set-up (params, probes)",
-    "trainer": "trainer set-up + final eval loss",
+    "trainer": "trainer set-up",
     "train": "training steps",
+    "eval_loss": "eval-loss passes",
     "generation": "generation eval",
     "forgetting": "forgetting probes",
     "save": "save + exit",
     "tracking": "MLflow (before + after)",
-    "overhead": "fixed overhead (wall - steps)",
-    "overhead_infra": "overhead w/o generation + forgetting",
+    "overhead": "wall - steps",
+    "overhead_infra": "fixed overhead (without the evaluations)",
 }
 
 
@@ -265,8 +270,8 @@ def render(measured: list[Measured], imports: dict[str, float], args: argparse.N
         overhead = median(r["overhead"] for r in group) or 0.0
         infra = median(r["overhead_infra"] for r in group) or 0.0
         lines.append(
-            f"- Warm trials, {name}: median fixed overhead (without the generation eval and the"
-            f" forgetting probes) {infra:.1f} s (goal < {GOAL_S:g} s:"
+            f"- Warm trials, {name}: median fixed overhead (without the evaluations)"
+            f" {infra:.1f} s (goal < {GOAL_S:g} s:"
             f" {'met' if infra < GOAL_S else 'MISSED'}); wall minus steps {overhead:.1f} s."
         )
     base = imports.get("python -c pass", 0.0)
@@ -277,15 +282,16 @@ def render(measured: list[Measured], imports: dict[str, float], args: argparse.N
         "- The fork server imports torch/transformers/peft/trl once per worker (trial #1 pays it:"
         " the server starts inside its `run_trial_process`) and forks every trial from there; a"
         " forked trial also skips the interpreter's final garbage collections (`os._exit`).",
-        "- Fixed overhead, the goal's figure, excludes the generation eval and the forgetting"
-        " probes: their cost is per eval example and per generated token (`data.max_eval_"
-        "examples`, `eval.max_new_tokens`, `eval.forgetting`), not fixed; the full wall minus"
-        " steps is the column before it.",
+        "- Fixed overhead, the goal's figure, excludes the evaluations: the eval-loss passes"
+        " (the pruner's curve), the generation eval and the forgetting probes cost per eval"
+        " example and per generated token (`data.max_eval_examples`, `train.eval_steps`,"
+        " `eval.max_new_tokens`, `eval.forgetting`), not per trial; the full wall minus steps"
+        " is the column before it.",
         "- MLflow's per-step log_batch calls run in the parent while the child trains (streamed:"
         " not on the trial's critical path).",
         "- Columns: the parent's clock between the phase messages of the child (start -> `load`"
         " -> `train` -> `evaluate` -> `forgetting` -> `save` -> exit) split with the runner's"
-        " own `load_seconds` and `train_seconds` (the steps alone, trl's `train()`).",
+        " own `load_seconds`, `train_seconds` (the steps alone) and `eval_loss_seconds`.",
     ]
     return "\n".join(lines)
 

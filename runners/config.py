@@ -164,6 +164,8 @@ class TrialResult:
     load_seconds: float = 0.0
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
+    eval_loss_seconds: float = 0.0
+    """The eval-loss passes run during training (the pruner's curve), outside train_seconds."""
     tokens_per_second: float | None = None
     peak_memory_mb: float | None = None
     """Peak CUDA memory allocated on GPU; peak resident set size of the process on CPU."""

@@ -218,6 +218,7 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
         result.steps, result.train_loss = outcome.steps, outcome.train_loss
         result.eval_curve, result.eval_loss = outcome.eval_curve, outcome.final_eval_loss
         result.train_seconds = outcome.train_seconds
+        result.eval_loss_seconds = outcome.eval_loss_seconds
         if outcome.train_seconds > 0 and outcome.tokens:
             result.tokens_per_second = outcome.tokens / outcome.train_seconds
         if outcome.pruned:
