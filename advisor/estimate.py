@@ -204,6 +204,7 @@ def estimate_memory(
     flash_attention: bool = True,
     cuda_overhead_gb: float = CUDA_OVERHEAD_GB,
     device: Device = "cuda",
+    cpu_runtime_gb: float = CPU_RUNTIME_GB,
 ) -> MemoryEstimate:
     """Training memory of `method` (inference only for `rag`) on a model of this shape: GPU
     memory on `cuda`, the trial process's peak resident memory on `cpu` (always fp32 there)."""
@@ -278,7 +279,7 @@ def estimate_memory(
                     churn, CHECKPOINT_BYTES_CPU * shape.num_layers * shape.linear_params_per_layer
                 )
             parts["malloc_slack"] = MALLOC_SLACK * churn
-        parts["runtime"] = CPU_RUNTIME_GB * GB
+        parts["runtime"] = cpu_runtime_gb * GB
     else:
         parts["cuda_overhead"] = cuda_overhead_gb * GB
     breakdown = {name: round(value / GB, 4) for name, value in parts.items()}

@@ -296,10 +296,12 @@ def test_cpu_estimate_within_15_percent_of_a_real_training_process(tmp_path, met
         [sys.executable, str(bench), "--child", str(model), method, "4", "64"],
         capture_output=True, text=True, check=True, timeout=300,
     )  # fmt: skip
-    measured = json.loads(done.stdout.strip().splitlines()[-1])["peak"]
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
     targets = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    # The runtime allowance (0.45 GB by default) is what this environment's imports hold: the
+    # child's own figure, so that the test checks the model of training memory, not the venv.
     predicted = estimate_memory(
         resolve_model(str(model)), method, r=8, target_modules=targets, batch_size=4,
-        seq_len=64, device="cpu",
+        seq_len=64, device="cpu", cpu_runtime_gb=measured["runtime"] / 1e9,
     ).total_gb * 1e9  # fmt: skip
-    assert predicted == pytest.approx(measured, rel=0.15)
+    assert predicted == pytest.approx(measured["peak"], rel=0.15)
