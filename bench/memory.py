@@ -8,7 +8,7 @@ then runs two AdamW steps (adamw_torch, fp32) on random tokens without padding:
 
 * tensors, counted after the second backward from the tensors themselves: parameters (4-bit
   packed weights and their quantisation constants included), gradients, Adam's m and v;
-  predicted by `advisor.estimate.estimate_memory(..., precision="fp32")`: weights + adapter +
+  predicted by `advisor.decide.estimate.estimate_memory(..., precision="fp32")`: weights + adapter +
   gradients + optimizer states + quantisation overhead;
 * activations: the bytes autograd saves for the backward during the second forward
   (`torch.autograd.graph.saved_tensors_hooks`, one count per storage, weights left out);
@@ -164,8 +164,8 @@ def child(model_dir: str, method_name: str, batch: int, seq: int) -> dict[str, f
 
 # --- the driver ----------------------------------------------------------------------------------
 def predict(model_dir: Path, method: str, batch: int, seq: int) -> dict[str, Any]:
-    from advisor.estimate import estimate_memory
-    from advisor.shapes import resolve_model
+    from advisor.decide.estimate import estimate_memory
+    from advisor.decide.shapes import resolve_model
 
     shape = resolve_model(str(model_dir))
     common = {"r": R, "target_modules": TARGETS, "batch_size": batch, "seq_len": seq}

@@ -60,9 +60,9 @@ def start_service(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 def measure(url: str, requests: int, clients: int) -> dict[str, float]:
     """Latencies (s) of `requests` recommend calls over `clients` keep-alive connections."""
-    from advisor.recommend import recommend
+    from advisor.decide.recommend import recommend
+    from advisor.decide.traits import Traits
     from advisor.serve.client import Client
-    from advisor.traits import Traits
 
     bodies = [TRAITS[(i * 7) % len(TRAITS)] for i in range(requests)]
     expected = {
@@ -107,7 +107,7 @@ def render(figures: dict[str, float], requests: int, clients: int, load: float) 
         f"127.0.0.1: {requests} requests from {clients} concurrent clients, one keep-alive "
         f"connection each, after one warm-up request per client. The traits vary over "
         f"{len(TRAITS)} sets (goal, examples, model, VRAM, priority); every answer is compared "
-        "with `advisor.recommend.recommend` for its traits.",
+        "with `advisor.decide.recommend.recommend` for its traits.",
         "",
         *table(
             ["requests", "clients", "p50 ms", "p90 ms", "p99 ms", "max ms", "req/s", "correct"],

@@ -124,7 +124,7 @@ def advisor_config(workdir: Path, steps: int, model_dir: Path) -> Any:
 
 
 def run_advisor(workdir: Path, steps: int, model_dir: Path) -> dict[str, float]:
-    from advisor.trial_process import run_trial_process
+    from advisor.tuning.process import run_trial_process
 
     config = advisor_config(workdir, steps, model_dir)
     result = run_trial_process(config, workdir)

@@ -117,7 +117,7 @@ def trial_config(spec: Any, number: int, workdir: Path, *, forgetting: bool) -> 
 
 
 def make_tracker(root: Path) -> Any:
-    from advisor.tracking import StudyTracker
+    from advisor.stores.tracker import StudyTracker
 
     tracker = StudyTracker(f"sqlite:///{root / 'mlflow.db'}", str(root / "artifacts"), "bench")
     tracker.start_study(
@@ -135,8 +135,8 @@ def make_tracker(root: Path) -> Any:
 
 def run_one(config: Any, workdir: Path, tracker: Any, measured: Measured) -> Measured:
     """One trial as `advisor tune` runs it: open the child run, stream logs, record the result."""
-    from advisor.trial_process import run_trial_process
-    from advisor.trials import derived_costs
+    from advisor.tuning.objective import derived_costs
+    from advisor.tuning.process import run_trial_process
 
     t = time.perf_counter()
     run_id = tracker.start_trial(config.trial_number, params=dict(PARAMS), config=config)

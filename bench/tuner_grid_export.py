@@ -84,7 +84,7 @@ def collect(study_file: Path, *, root: Path, storage: str | None) -> GridExport:
     """Read the grid study's complete trials (its search space from the study file)."""
     import optuna
 
-    from advisor.records import open_recorded_study
+    from advisor.stores.records import open_recorded_study
     from advisor.study import search_parameters
 
     recorded = open_recorded_study(str(study_file), storage=storage, root=root)

@@ -5,7 +5,7 @@ curve (bench/tuner_grid_export.py -> bench/demo_grid.csv). Here each strategy ru
 study per seed whose objective *looks up* the sampled point instead of training it, so thousands
 of studies cost seconds and every strategy sees the same ground truth:
 
-- the sampler and pruner come from `advisor.optuna_backend` (the factories `advisor tune` uses),
+- the sampler and pruner come from `advisor.stores.sampling` (the factories `advisor tune` uses),
   the study from its `open_study`, the parameters from its `suggest`; the space is the grid's
   values as categorical choices, so a sampler can only propose points the grid holds;
 - the curve is reported as tune reports it (`-eval_loss` for a maximised score) at each eval
@@ -46,7 +46,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: advisor is the checkout's
     sys.path.insert(0, str(ROOT))
 
-from advisor import optuna_backend as ob  # noqa: E402
+from advisor.stores.sampling import make_pruner, make_sampler, suggest  # noqa: E402
+from advisor.stores.storage import open_study  # noqa: E402
+from advisor.study.space import Param  # noqa: E402
 
 DEFAULT_CSV = ROOT / "bench" / "demo_grid.csv"
 BENCHMARKS = ROOT / "BENCHMARKS.md"
@@ -120,9 +122,9 @@ class Grid:
         """The trained point with exactly these values (None if the grid lacks it)."""
         return self.points.get(tuple(params[name] for name in self.space))
 
-    def params(self) -> list[ob.Param]:
+    def params(self) -> list[Param]:
         """The search space a replayed sampler gets: the grid's values, as categoricals."""
-        return [ob.Param(n, "categorical", choices=tuple(v)) for n, v in self.space.items()]
+        return [Param(n, "categorical", choices=tuple(v)) for n, v in self.space.items()]
 
 
 def read_header(line: str) -> dict[str, str]:
@@ -265,16 +267,14 @@ def replay(
     import optuna
 
     params = grid.params()
-    sampler = ob.make_sampler(
-        strategy.sampler, params, seed=seed, n_startup_trials=n_startup_trials
-    )
-    pruner = ob.make_pruner(
+    sampler = make_sampler(strategy.sampler, params, seed=seed, n_startup_trials=n_startup_trials)
+    pruner = make_pruner(
         strategy.pruner,
         n_startup_trials=n_startup_trials,
         max_steps=grid.max_steps,
         eval_steps=grid.eval_steps,
     )
-    study = ob.open_study(
+    study = open_study(
         name=f"replay-{strategy.sampler}-{strategy.pruner}-{seed}",
         storage=optuna.storages.InMemoryStorage(),
         directions=[grid.direction],
@@ -289,7 +289,7 @@ def replay(
         if spent + grid.max_steps > budget:
             break
         trial = study.ask()
-        values = ob.suggest(trial, params)
+        values = suggest(trial, params)
         point = grid.lookup(values)
         if point is None:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -478,7 +478,7 @@ def render(
         f"{sum(fraction_of_best(s, grid) >= GOAL_FRACTION for s in scores)} of {len(scores)} "
         f"points reach {_pct(GOAL_FRACTION)} of the best.",
         f"- Replay: {len(seeds)} seeds ({seeds[0]}-{seeds[-1]}) per strategy; no training. "
-        "Samplers and pruner from `advisor.optuna_backend` (TPE multivariate, "
+        "Samplers and pruner from `advisor.stores.sampling` (TPE multivariate, "
         f"n_startup_trials={n_startup_trials}{startup_note}; median pruner with "
         f"n_warmup_steps={grid.eval_steps}); the space is the grid's values as categoricals. A "
         "trial starts only while a full trial fits in the budget; a pruned trial is charged the "

@@ -10,7 +10,7 @@ threshold at 64 KiB (`mallopt(M_MMAP_THRESHOLD)`, which also stops it from growi
 same step to 1.9 GiB. Trimming the heap after each step (`malloc_trim`) did not: the excess is
 inside a step. The price is speed: every large block is then a fresh mapping whose pages fault
 in zeroed, and steps ran markedly slower (BENCHMARKS.md, "Memory: estimator vs measured"), so
-this is off by default and the estimator counts glibc's slack instead (`advisor.estimate`).
+this is off by default and the estimator counts glibc's slack instead (`advisor.decide.estimate`).
 
 `ADVISOR_MMAP_THRESHOLD=65536` (bytes) turns it on for trials whose host memory is the limit; a
 user who sets glibc's own `MALLOC_MMAP_THRESHOLD_` keeps their setting.

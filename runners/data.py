@@ -3,8 +3,8 @@
 The prompt is a list of chat messages (optional system prompt, then the user turn) and the
 completion is the assistant turn, so trl's `completion_only_loss=True` puts the loss on the
 response only (`assistant_only_loss` fails with SmolLM2's template: it has no generation markers).
-Files are parsed here rather than through `datasets.load_dataset` so errors name the file, line
-and field, and nothing is written to a shared cache by concurrent trials.
+Files are read by `runners.datafiles`, whose errors name the file and line; the fields are
+checked here, by name.
 
 Replay (`DataConfig.replay_path`): general instruction examples are mixed into the training set so
 that a trial forgets less of what the base model could do. `replay_fraction` is the replay share
@@ -14,72 +14,17 @@ same fraction trains on the same rows (see `training_set`).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from runners.config import DataConfig
+from runners.datafiles import read_records
 from runners.errors import TrialInputError
 
 Messages = list[dict[str, str]]
-_READERS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}
-
-
-def read_records(path: str | Path, *, where: str) -> list[dict[str, Any]]:
-    """Rows of a local JSONL (one object per line) or CSV (with a header) file."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise TrialInputError(
-            f"data file {str(path)!r} does not exist", fix="check the path", where=where
-        )
-    kind = _READERS.get(path.suffix.lower())
-    if kind is None:
-        raise TrialInputError(
-            f"cannot read {path.name!r}: unknown file type {path.suffix!r}",
-            fix=f"use one of {sorted(_READERS)}",
-            where=where,
-        )
-    _check_utf8(path, where=where)
-    if kind == "csv":
-        with path.open(newline="", encoding="utf-8") as fh:
-            return [dict(row) for row in csv.DictReader(fh)]
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrialInputError(
-                    f"{path}:{number} is not valid JSON ({exc.msg})",
-                    fix="write one JSON object per line",
-                    where=where,
-                ) from None
-            if not isinstance(row, dict):
-                raise TrialInputError(
-                    f"{path}:{number} is not a JSON object", fix="one object per line", where=where
-                )
-            rows.append(row)
-    return rows
-
-
-def _check_utf8(path: Path, *, where: str) -> None:
-    """Name the line of the first non-UTF-8 byte (a bare UnicodeDecodeError names neither)."""
-    data = path.read_bytes()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise TrialInputError(
-            f"{path}:{line} is not UTF-8 text (byte 0x{data[exc.start]:02x})",
-            fix=f"save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name}`",
-            where=where,
-        ) from None
 
 
 def _text(value: Any) -> str:

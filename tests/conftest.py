@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 @pytest.fixture
 def stores(tmp_path: Path):
     """Embedded SQLite stores under a temporary `mlruns/`."""
-    from advisor.tracking import Stores
+    from advisor.stores.locations import Stores
 
     return Stores.resolve(root=tmp_path)
 
@@ -77,7 +77,7 @@ def recorded_study(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
     """A finished tiny study: trial 0 complete (learns), 1 and 2 pruned (lr too small to learn),
     trial 3 failed (its runner crashes). Stores under `root/mlruns`. Treat as read-only: copy
     `root` first to change anything."""
-    from advisor.tune import tune
+    from advisor.tuning.entry import tune
 
     root = tmp_path_factory.mktemp("recorded")
     study_file = write_tiny_study(
@@ -95,7 +95,7 @@ def recorded_study(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
 @pytest.fixture(scope="session")
 def recorded_pareto_study(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
     """A finished two-objective tiny study (json_match vs wall_seconds), three trials."""
-    from advisor.tune import tune
+    from advisor.tuning.entry import tune
 
     root = tmp_path_factory.mktemp("pareto")
     study_file = write_tiny_study(

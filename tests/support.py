@@ -80,7 +80,8 @@ def crashing_python(tmp_path: Path, trial: int) -> str:
 def synthetic_report(rows, front=None):
     """A `Report` over hand-made rows (maximising exact_match, baseline 0.2), best picks filled,
     for tests of the decision and rendering logic without a recorded study."""
-    from advisor.report import Importances, ParetoFront, Report, _best_picks
+    from advisor.review.build import _best_picks
+    from advisor.review.report import Importances, ParetoFront, Report
 
     report = Report(
         study="s",

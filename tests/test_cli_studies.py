@@ -52,10 +52,10 @@ def test_schema_prints_json_and_writes_a_file(tmp_path: Path):
 
 
 def test_check_model_reports_bad_module_names_with_lines(tmp_path: Path, monkeypatch):
-    import runners.models
+    import advisor.study.loading
 
     names = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    monkeypatch.setattr(runners.models, "linear_module_names", lambda ref: list(names))
+    monkeypatch.setattr(advisor.study.loading, "linear_module_names", lambda ref: list(names))
     study = tmp_path / "study.yaml"
     data = DEMO.parent / "data"
     study.write_text(

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from advisor.tracking import ROLE
-from advisor.tune import tune
+from advisor.stores.keys import ROLE
+from advisor.tuning.entry import tune
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "studies" / "demo.yaml"

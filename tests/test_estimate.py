@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import pytest
 
-from advisor.errors import AdvisorInputError
-from advisor.estimate import (
+from advisor.decide.estimate import (
     METHODS,
     activation_bytes,
     estimate_memory,
     estimate_time,
     gpu_for_vram,
 )
-from advisor.shapes import LINEAR_MODULES, PRESETS, ModelShape
+from advisor.decide.shapes import PRESETS, ModelShape
+from advisor.errors import AdvisorInputError
+from runners.methods.targets import LINEAR_MODULES
 
 TINY = {
     "hidden_size": 64,
@@ -287,7 +288,7 @@ def test_cpu_estimate_within_15_percent_of_a_real_training_process(tmp_path, met
     import sys
     from pathlib import Path
 
-    from advisor.shapes import resolve_model
+    from advisor.decide.shapes import resolve_model
     from runners.testing import build_tiny_llama
 
     model = build_tiny_llama(tmp_path / "tiny")

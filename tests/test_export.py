@@ -18,7 +18,7 @@ from advisor.errors import AdvisorInputError
 
 @pytest.fixture(scope="module")
 def recorded(recorded_study):
-    from advisor.records import open_recorded_study
+    from advisor.stores.records import open_recorded_study
 
     return open_recorded_study("recorded", root=recorded_study["root"])
 
@@ -26,7 +26,7 @@ def recorded(recorded_study):
 @pytest.fixture(scope="module")
 def exported(recorded, tmp_path_factory):
     """The best trial exported once, unmerged, shared by the tests below (read-only)."""
-    from advisor.export import export_trial
+    from advisor.export.adapter import export_trial
 
     return export_trial(recorded, "best", tmp_path_factory.mktemp("export") / "adapter")
 
@@ -79,7 +79,7 @@ def test_merged_export_gives_the_same_logits_as_the_adapter(recorded, exported, 
     from peft import AutoPeftModelForCausalLM
     from transformers import AutoModelForCausalLM
 
-    from advisor.export import export_trial
+    from advisor.export.adapter import export_trial
 
     merged = export_trial(recorded, 0, tmp_path / "merged", merge=True)
     assert merged.merged and not (merged.out_dir / "adapter_config.json").exists()
@@ -142,7 +142,7 @@ def test_exporting_a_trial_without_adapter_exits_2_with_the_reason(
 def test_existing_out_dir_is_refused_and_a_failure_leaves_nothing_behind(
     recorded, tmp_path, monkeypatch
 ):
-    import advisor.export as export
+    import advisor.export.adapter as export
 
     out = tmp_path / "out"
     out.mkdir()
@@ -153,7 +153,7 @@ def test_existing_out_dir_is_refused_and_a_failure_leaves_nothing_behind(
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export, "_write_card", broken)
+    monkeypatch.setattr(export, "write_card", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         export.export_trial(recorded, 0, out, force=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
@@ -170,7 +170,7 @@ def test_existing_out_dir_is_refused_and_a_failure_leaves_nothing_behind(
 
 
 def test_try_returns_deterministic_text_and_refuses_pruned_trials(recorded):
-    from advisor.export import try_trial
+    from advisor.export.trying import try_trial
 
     first = try_trial(recorded, 0, "Extract the order: two red cats to Graz", max_new_tokens=8)
     second = try_trial(
@@ -185,8 +185,8 @@ def test_register_best_adds_a_version_per_call(recorded_study, tmp_path, monkeyp
     from typer.testing import CliRunner
 
     from advisor.cli import app
-    from advisor.export import register_best
-    from advisor.records import open_recorded_study
+    from advisor.stores.records import open_recorded_study
+    from advisor.stores.registry import register_best
 
     root = tmp_path / "copy"
     shutil.copytree(recorded_study["root"], root)

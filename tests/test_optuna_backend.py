@@ -5,59 +5,61 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from advisor import optuna_backend as ob
 from advisor.errors import AdvisorInputError
+from advisor.stores.sampling import make_pruner, make_sampler, suggest
+from advisor.stores.storage import make_storage, open_study
+from advisor.study.space import Param
 
 PARAMS = [
-    ob.Param("r", "categorical", choices=(4, 8, 16)),
-    ob.Param("learning_rate", "float", low=1e-4, high=1e-2, log=True),
-    ob.Param("warmup", "int", low=0, high=5),
+    Param("r", "categorical", choices=(4, 8, 16)),
+    Param("learning_rate", "float", low=1e-4, high=1e-2, log=True),
+    Param("warmup", "int", low=0, high=5),
 ]
 
 
 def _study(stores, name="s", directions=("maximize",), sampler="random", seed=3):
-    storage = ob.make_storage(stores.optuna_url)
-    return ob.open_study(
+    storage = make_storage(stores.optuna_url)
+    return open_study(
         name=name,
         storage=storage,
         directions=list(directions),
-        sampler=ob.make_sampler(sampler, PARAMS[:1], seed=seed, n_startup_trials=2),
-        pruner=ob.make_pruner("median", n_startup_trials=1, max_steps=10, eval_steps=2),
+        sampler=make_sampler(sampler, PARAMS[:1], seed=seed, n_startup_trials=2),
+        pruner=make_pruner("median", n_startup_trials=1, max_steps=10, eval_steps=2),
     )
 
 
 def test_registries_reject_unknown_names_with_the_choices() -> None:
     with pytest.raises(AdvisorInputError, match=r"(?s)unknown sampler 'cma'.*grid"):
-        ob.make_sampler("cma", PARAMS, seed=0, n_startup_trials=1)
+        make_sampler("cma", PARAMS, seed=0, n_startup_trials=1)
     with pytest.raises(AdvisorInputError, match=r"(?s)unknown pruner 'asha'.*hyperband"):
-        ob.make_pruner("asha", n_startup_trials=1, max_steps=10, eval_steps=2)
+        make_pruner("asha", n_startup_trials=1, max_steps=10, eval_steps=2)
 
 
 def test_grid_sampler_needs_finite_lists() -> None:
     with pytest.raises(
         AdvisorInputError, match=r"(?s)grid sampler needs a finite list.*learning_rate"
     ):
-        ob.make_sampler("grid", PARAMS, seed=0, n_startup_trials=1)
+        make_sampler("grid", PARAMS, seed=0, n_startup_trials=1)
     assert isinstance(
-        ob.make_sampler("grid", PARAMS[:1], seed=0, n_startup_trials=1), optuna.samplers.GridSampler
+        make_sampler("grid", PARAMS[:1], seed=0, n_startup_trials=1), optuna.samplers.GridSampler
     )
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random"])
 def test_seeded_sampler_repeats_its_sequence(stores, sampler: str) -> None:
     def sequence(name: str) -> list[dict]:
-        storage = ob.make_storage(stores.optuna_url)
-        study = ob.open_study(
+        storage = make_storage(stores.optuna_url)
+        study = open_study(
             name=name,
             storage=storage,
             directions=["maximize"],
-            sampler=ob.make_sampler(sampler, PARAMS, seed=11, n_startup_trials=2),
-            pruner=ob.make_pruner("none", n_startup_trials=0, max_steps=1, eval_steps=1),
+            sampler=make_sampler(sampler, PARAMS, seed=11, n_startup_trials=2),
+            pruner=make_pruner("none", n_startup_trials=0, max_steps=1, eval_steps=1),
         )
         seen = []
 
         def objective(trial):
-            values = ob.suggest(trial, PARAMS)
+            values = suggest(trial, PARAMS)
             seen.append(values)
             return values["r"] * values["learning_rate"]
 
@@ -80,4 +82,4 @@ def test_reopening_with_other_directions_is_refused(stores) -> None:
 
 def test_bad_storage_url_names_the_field() -> None:
     with pytest.raises(AdvisorInputError, match="storage"):
-        ob.make_storage("nosuchdb://x")
+        make_storage("nosuchdb://x")

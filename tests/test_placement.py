@@ -16,9 +16,10 @@ import torch
 from support import write_tiny_study
 
 from advisor.study import load_study, resolve_trial_config
-from advisor.study.resolve import default_optimizer, resolve_optimizer, trains_on_cuda
+from advisor.study.resolve import resolve_optimizer, trains_on_cuda
 from runners.config import DataConfig, EvalConfig, MethodConfig, ModelRef, TrainConfig, TrialConfig
 from runners.errors import TrialInputError
+from runners.methods import METHODS
 from runners.testing import toy_dataset, write_jsonl
 from runners.train import Placement, resolve_placement, trainable_in_run_precision
 from runners.trial import run_trial
@@ -223,7 +224,8 @@ def test_auto_optimizer_asks_the_machine_only_for_auto_device(
     assert resolve_optimizer(on_cpu) == "adamw_torch"  # the study pins the CPU
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     assert resolve_optimizer(spec) == "adamw_torch"
-    assert default_optimizer("qlora", cuda=True) == "paged_adamw_8bit"
+    assert METHODS["qlora"].optimizer(cuda=True) == "paged_adamw_8bit"
+    assert METHODS["lora"].optimizer(cuda=True) == "adamw_torch"
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from advisor.recommend import recommend
-from advisor.traits import Traits
+from advisor.decide.recommend import recommend
+from advisor.decide.traits import Traits
 
 # (id, traits, method, plan, option that a reason must name)
 SCENARIOS: list[tuple[str, dict[str, Any], str, list[str], str]] = [

@@ -17,17 +17,11 @@ from support import synthetic_report
 from typer.testing import CliRunner
 
 from advisor.cli import app
-from advisor.compare import compare_reports
-from advisor.records import open_recorded_study
-from advisor.report import (
-    Report,
-    ReportRow,
-    build_report,
-    decide,
-    describe_params,
-    non_dominated,
-    report_study,
-)
+from advisor.review.build import build_report, non_dominated, report_study
+from advisor.review.compare import compare_reports
+from advisor.review.decision import decide
+from advisor.review.report import Report, ReportRow, describe_params
+from advisor.stores.records import open_recorded_study
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

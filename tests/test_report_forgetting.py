@@ -11,14 +11,10 @@ from pathlib import Path
 import pytest
 from support import synthetic_report
 
-from advisor.records import open_recorded_study
-from advisor.report import (
-    Report,
-    ReportRow,
-    build_report,
-    decide,
-    report_study,
-)
+from advisor.review.build import build_report, report_study
+from advisor.review.decision import decide
+from advisor.review.report import Report, ReportRow
+from advisor.stores.records import open_recorded_study
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

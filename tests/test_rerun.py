@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from advisor.cli import app
 from advisor.errors import AdvisorInputError
-from advisor.records import open_recorded_study
-from advisor.rerun import rerun
-from advisor.tune import tune
+from advisor.review.rerun import rerun
+from advisor.stores.records import open_recorded_study
+from advisor.tuning.entry import tune
 
 
 @pytest.fixture(scope="module")

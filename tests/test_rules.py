@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from advisor import rules
-from advisor.estimate import METHODS
-from advisor.rules import (
+from advisor.decide import rules
+from advisor.decide.estimate import METHODS
+from advisor.decide.rules import (
     HYPERPARAMETER_SCALE,
     PRIORS,
     RULES,
@@ -18,7 +18,7 @@ from advisor.rules import (
     hyperparameter_row,
     validate_rules,
 )
-from advisor.traits import OPTION_OF, Traits
+from advisor.decide.traits import OPTION_OF, Traits
 
 DERIVED_FACTS = {"full_fits", "lora_fits", "qlora_fits", "full_ceiling", "total_vram_gb"}
 OPTIONS = {part for option in OPTION_OF.values() for part in option.split("/")}
@@ -93,5 +93,5 @@ def test_validate_rules_rejects_unknown_methods(monkeypatch: pytest.MonkeyPatch)
 def test_hyperparameters_scale_with_data() -> None:
     small, large = hyperparameter_row(200), hyperparameter_row(1_000_000)
     assert small.r < large.r
-    assert small.target_modules == "qv" and large.target_modules == "all-linear"
+    assert small.target_modules == "attention_qv" and large.target_modules == "all_linear"
     assert [row.r for row in HYPERPARAMETER_SCALE] == sorted(row.r for row in HYPERPARAMETER_SCALE)

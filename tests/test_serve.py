@@ -20,11 +20,11 @@ from support import write_tiny_study
 from typer.testing import CliRunner
 
 from advisor.cli import app as cli_app
-from advisor.recommend import recommend
+from advisor.decide.recommend import recommend
+from advisor.decide.traits import Traits
 from advisor.serve import ServeSettings
 from advisor.serve.app import create_app
 from advisor.serve.client import SAMPLE_TRAITS, Client
-from advisor.traits import Traits
 
 TOKEN = "s3cret-token-for-tests"
 

@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from support import write_tiny_study
 
 from advisor.serve.client import Client
-from advisor.tracking import ROLE
+from advisor.stores.keys import ROLE
 
 pytestmark = [
     pytest.mark.system,

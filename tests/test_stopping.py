@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
-from advisor import stopping
-from advisor.trials import Terminated
+from advisor.tuning import stopping
+from advisor.tuning.stopping import Terminated
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals")
 

@@ -20,7 +20,10 @@ import pytest
 from mlflow import MlflowClient
 from support import write_tiny_study
 
-from advisor.tracking import ROLE, Stores, StudyTracker, _only_visible_gpus
+from advisor.stores.keys import ROLE
+from advisor.stores.locations import Stores
+from advisor.stores.system_metrics import only_visible_gpus as _only_visible_gpus
+from advisor.stores.tracker import StudyTracker
 from runners.config import TrialConfig
 
 SYSTEM = {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"}

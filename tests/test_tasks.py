@@ -18,8 +18,9 @@ from typer.testing import CliRunner
 
 from advisor.cli import app
 from advisor.errors import AdvisorInputError
+from advisor.stores.keys import TASK, UMBRELLA
 from advisor.study import load_study, spec_hash
-from advisor.study.tasks import TASK, UMBRELLA, expand_tasks
+from advisor.study.tasks import expand_tasks
 
 ANSWERS = {"alpha": "AAAA", "beta": "BBBB"}
 PROMPTS = ["The red cat.", "The blue owl.", "The green fox."]
@@ -82,7 +83,7 @@ def test_a_study_declares_data_or_tasks_exactly_once(tmp_path: Path, tiny_model:
 def test_each_task_becomes_an_ordinary_study_named_study_dot_task(
     tmp_path: Path, tiny_model: Path
 ) -> None:
-    from advisor.tune import tune
+    from advisor.tuning.entry import tune
 
     def per_task(spec: dict) -> None:
         spec["tasks"][1]["metric"] = "exact_match"
@@ -136,7 +137,7 @@ def test_each_task_is_tuned_and_recorded_as_its_own_study(tuned) -> None:
     import optuna
     from mlflow import MlflowClient
 
-    from advisor.tracking import PARENT, ROLE
+    from advisor.stores.keys import PARENT, ROLE
 
     summary, root = tuned["summary"], tuned["root"]
     assert summary["study"] == "multi" and list(summary["tasks"]) == ["alpha", "beta"]
@@ -167,7 +168,7 @@ def test_bundle_loads_the_base_once_and_switches_adapters_by_task(
 ) -> None:
     import torch
 
-    from advisor.bundle import load_bundle
+    from advisor.export.bundle import load_bundle
 
     out = tmp_path / "bundle"
     result = _cli(tuned["root"], "export", "multi", "--bundle", str(out), "--json")

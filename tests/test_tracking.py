@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from advisor.tracking import PARENT, ROLE, STATE, Stores, StudyTracker
+from advisor.stores.keys import PARENT, ROLE, STATE
+from advisor.stores.locations import Stores
+from advisor.stores.tracker import StudyTracker
 from runners.config import (
     DataConfig,
     EvalConfig,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from advisor.trial_process import run_trial_process
+from advisor.tuning.process import run_trial_process
 from runners.config import (
     DataConfig,
     EvalConfig,
@@ -103,7 +103,7 @@ def test_a_killed_runner_is_reported_as_such(tmp_path: Path) -> None:
 def test_a_trial_over_its_timeout_is_stopped_and_says_so(tmp_path: Path) -> None:
     import time
 
-    from advisor.trial_process import TrialLimits
+    from advisor.tuning.process import TrialLimits
 
     sleepy = "import time\nprint('training...', flush=True)\ntime.sleep(60)\n"
     started = time.monotonic()
@@ -120,7 +120,7 @@ def test_a_trial_over_its_timeout_is_stopped_and_says_so(tmp_path: Path) -> None
 
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS")
 def test_a_trial_over_its_memory_cap_fails_as_out_of_memory(tmp_path: Path) -> None:
-    from advisor.trial_process import TrialLimits
+    from advisor.tuning.process import TrialLimits
 
     hungry = "block = bytearray(2 * 2**30)\nprint(len(block))\n"
     result = run_trial_process(
@@ -138,7 +138,7 @@ def test_a_trial_over_its_memory_cap_fails_as_out_of_memory(tmp_path: Path) -> N
 PARENT = """
 import sys
 from pathlib import Path
-from advisor.trial_process import run_trial_process
+from advisor.tuning.process import run_trial_process
 from runners.config import TrialConfig
 config = TrialConfig.from_json(Path(sys.argv[1]).read_text())
 run_trial_process(config, Path(sys.argv[2]), command=sys.argv[3:])
@@ -287,7 +287,7 @@ def test_the_study_trial_processes_reach_the_launch_command(tmp_path: Path) -> N
 
     from advisor.errors import AdvisorInputError
     from advisor.study import load_study, resolve_trial_config
-    from advisor.trial_process import runner_command
+    from advisor.tuning.process import runner_command
 
     study = write_tiny_study(tmp_path, tmp_path, "wide", trial={"processes": 2})
     config = resolve_trial_config(

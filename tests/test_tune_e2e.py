@@ -11,8 +11,8 @@ import pytest
 from mlflow import MlflowClient
 from support import crashing_python, write_tiny_study
 
-from advisor.tracking import PARENT, ROLE, STATE
-from advisor.tune import tune
+from advisor.stores.keys import PARENT, ROLE, STATE
+from advisor.tuning.entry import tune
 
 TRIAL_METRICS = {
     "score",

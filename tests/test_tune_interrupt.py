@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 from support import processes_touching, write_tiny_study
 
-from advisor.tracking import ROLE, STATE
+from advisor.stores.keys import ROLE, STATE
 
 
 def _mid_training(db: Path) -> bool:

@@ -8,10 +8,10 @@ import optuna
 from mlflow import MlflowClient
 from support import write_tiny_study
 
-from advisor.records import open_recorded_study
-from advisor.report import build_report
-from advisor.tracking import ROLE
-from advisor.tune import tune
+from advisor.review.build import build_report
+from advisor.stores.keys import ROLE
+from advisor.stores.records import open_recorded_study
+from advisor.tuning.entry import tune
 
 
 def test_trials_over_the_time_limit_fail_and_the_study_goes_on(

@@ -94,14 +94,15 @@ def test_a_csv_without_header_takes_its_space_from_the_rows(tmp_path):
 
 
 def _study(pruner: str = "median", n_startup: int = 1):
-    from advisor import optuna_backend as ob
+    from advisor.stores.sampling import make_pruner
+    from advisor.stores.storage import open_study
 
-    return ob.open_study(
+    return open_study(
         name="t",
         storage=optuna.storages.InMemoryStorage(),
         directions=["maximize"],
         sampler=optuna.samplers.RandomSampler(seed=0),
-        pruner=ob.make_pruner(pruner, n_startup_trials=n_startup, max_steps=20, eval_steps=5),
+        pruner=make_pruner(pruner, n_startup_trials=n_startup, max_steps=20, eval_steps=5),
     )
 
 

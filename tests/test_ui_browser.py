@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from advisor import ui as ui_lib
 from advisor.cli import app
 from advisor.errors import AdvisorInputError
+from advisor.stores import ui as ui_lib
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -76,7 +76,7 @@ def _wait_for_text(driver, text: str, timeout: float = 60) -> None:
 def test_ui_shows_trial_run_and_metrics_in_chromium(recorded_study, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
-    from advisor.records import open_recorded_study
+    from advisor.stores.records import open_recorded_study
 
     root = tmp_path / "r"
     shutil.copytree(recorded_study["root"], root)

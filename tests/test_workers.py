@@ -27,7 +27,7 @@ import pytest
 from mlflow import MlflowClient
 from support import processes_touching, write_tiny_study
 
-from advisor.tracking import PARENT, ROLE, STATE, TRIAL
+from advisor.stores.keys import PARENT, ROLE, STATE, TRIAL
 
 pytestmark = [
     pytest.mark.system,

@@ -1,12 +1,16 @@
 """The `advisor` command line: thin commands over library functions.
 
 Each command group lives in its own module and registers its commands here. Command modules
-import only typer/rich at module level; the work (and torch) is imported inside the command.
+import typer, rich and advisor's light modules at module level; the library a command runs is
+imported inside the command (each such import says what it keeps off `advisor --help`).
 """
 
 from __future__ import annotations
 
 import typer
+
+from advisor import __version__
+from advisor.cli import decide, export, rerun, review, scan, serve, studies, tuning, ui
 
 app = typer.Typer(
     name="advisor",
@@ -23,19 +27,11 @@ app = typer.Typer(
 @app.command()
 def version() -> None:
     """Print advisor's version."""
-    from advisor import __version__
-
     typer.echo(__version__)
 
 
-def _register() -> None:
-    from advisor.cli import decide, export, rerun, review, scan, serve, studies, tuning, ui
-
-    for module in (decide, studies, scan, tuning, review, rerun, export, ui, serve):
-        module.register(app)
-
-
-_register()
+for _module in (decide, studies, scan, tuning, review, rerun, export, ui, serve):
+    _module.register(app)
 
 
 def main() -> None:

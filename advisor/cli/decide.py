@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from advisor.cli._common import console, print_json, user_errors
+from advisor.errors import AdvisorInputError
 
 
 def _fmt(value: Any, spec: str = "") -> str:
@@ -156,9 +157,8 @@ def recommend_command(
     ),
 ) -> None:
     """Recommend RAG, full, SFT, LoRA, QLoRA, DoRA, AdaLoRA or prompt tuning, and check the fit."""
-    from advisor.errors import AdvisorInputError
-    from advisor.recommend import recommend
-    from advisor.traits import Traits
+    from advisor.decide.recommend import recommend  # lazy: pydantic, kept off `advisor --help`
+    from advisor.decide.traits import Traits  # lazy: pydantic, kept off `advisor --help`
 
     if write_study is not None and (train is None or eval_file is None):
         raise AdvisorInputError(
@@ -184,7 +184,10 @@ def recommend_command(
     rec = recommend(traits)
     written = None
     if write_study is not None:
-        from advisor.study.writer import study_for_recommendation, write_study_file
+        from advisor.study.writer import (  # lazy: pydantic, kept off `advisor --help`
+            study_for_recommendation,
+            write_study_file,
+        )
 
         study = study_for_recommendation(
             rec,
@@ -219,9 +222,10 @@ def estimate_command(
         False, "--gradient-checkpointing", help="Recompute activations in the backward pass."
     ),
     target_modules: str = typer.Option(
-        "all-linear",
+        "all_linear",
         "--target-modules",
-        help="all-linear, attention, qv, or comma-separated names (q_proj,v_proj,...).",
+        help="A preset (all_linear, attention, attention_qv, mlp) or comma-separated module "
+        "names (q_proj,v_proj,...).",
     ),
     device: str = typer.Option(
         "cuda",
@@ -231,8 +235,8 @@ def estimate_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """Training-memory breakdown (weights, gradients, optimizer, activations) of one method."""
-    from advisor.estimate import estimate_memory
-    from advisor.shapes import resolve_model
+    from advisor.decide.estimate import estimate_memory  # lazy: kept off `advisor --help`
+    from advisor.decide.shapes import resolve_model  # lazy: kept off `advisor --help`
 
     shape = resolve_model(model)
     est = estimate_memory(

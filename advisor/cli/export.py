@@ -1,6 +1,6 @@
 """Commands: `advisor export` (a trial's adapter as a loadable directory, or a multi-task
 study's adapters as one bundle) and `advisor try` (answer a prompt with a trial's or a task's
-adapter). The work is in `advisor.export` and `advisor.bundle`."""
+adapter). The work is in `advisor.export`."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _open(study: str, storage: str | None, tracking_uri: str | None, *, tasks: b
 
     from transformers.utils import logging as hf_logging
 
-    from advisor.records import open_recorded_study, open_task_studies
+    from advisor.stores.records import open_recorded_study, open_task_studies  # lazy: MLflow
 
     # The spinner says what is happening; weight-loading bars and deprecation notices from
     # transformers/peft would only garble it.
@@ -63,9 +63,9 @@ def export_command(
 
     Without --merge: `peft.AutoPeftModelForCausalLM.from_pretrained(OUT_DIR)`. With --merge:
     `transformers.AutoModelForCausalLM.from_pretrained(OUT_DIR)`. With --bundle (a study with
-    tasks): `advisor.bundle.load_bundle(OUT_DIR).generate(TASK, prompts)`.
+    tasks): `advisor.export.bundle.load_bundle(OUT_DIR).generate(TASK, prompts)`.
     """
-    from advisor.export import export_trial
+    from advisor.export.adapter import export_trial  # lazy: MLflow, torch
 
     if (out_dir is None) == (bundle is None):
         raise AdvisorInputError(
@@ -128,7 +128,7 @@ def _export_bundle(
     tracking_uri: str | None,
     as_json: bool,
 ) -> None:
-    from advisor.export import export_bundle
+    from advisor.export.adapter import export_bundle  # lazy: MLflow, torch
 
     with err_console.status("opening the study's tasks") as status:
         tasks = _open(study, storage, tracking_uri, tasks=True)
@@ -156,7 +156,7 @@ def _export_bundle(
         )
     console.print(table)
     console.print(f"base model: {escape(result.base_model_dir)}")
-    console.print(f"load it with advisor.bundle.load_bundle({str(result.out_dir)!r})")
+    console.print(f"load it with advisor.export.bundle.load_bundle({str(result.out_dir)!r})")
 
 
 def try_command(
@@ -174,7 +174,7 @@ def try_command(
     """Answer PROMPT with the base model plus a trial's adapter (greedy, the study's system
     prompt and chat template), without exporting anything. For a study with tasks, --task
     names the task: its best trial's adapter answers, with the task's system prompt."""
-    from advisor.export import try_task, try_trial
+    from advisor.export.trying import try_task, try_trial  # lazy: MLflow, torch
 
     if task is not None:
         with err_console.status("opening the study's tasks") as status:

@@ -8,9 +8,10 @@ import typer
 from rich.table import Table
 
 from advisor.cli._common import console, err_console, print_json, user_errors
+from advisor.cli.tuning import LiveTable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from advisor.rerun import RerunReport
+    from advisor.review.rerun import RerunReport
 
 
 def _num(value: float | None, spec: str = ".6f") -> str:
@@ -73,8 +74,7 @@ def rerun_command(
     Refuses when the data files changed since the study ran (unless --allow-data-change).
     The rerun is a new study in the same stores, linked to the original run.
     """
-    from advisor.cli.tuning import LiveTable
-    from advisor.rerun import rerun
+    from advisor.review.rerun import rerun  # lazy: Optuna, MLflow
 
     view = LiveTable()
     try:

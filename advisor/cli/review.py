@@ -13,8 +13,8 @@ from rich.table import Table
 from advisor.cli._common import console, print_json, user_errors
 
 if TYPE_CHECKING:  # pragma: no cover
-    from advisor.compare import Comparison
-    from advisor.report import Report
+    from advisor.review.compare import Comparison
+    from advisor.review.report import Report
 
 _STATE_STYLE = {"complete": "green", "pruned": "yellow", "failed": "red", "running": "cyan"}
 
@@ -26,7 +26,7 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
 
 
 def _params(params: dict[str, Any]) -> str:
-    from advisor.report import describe_params
+    from advisor.review.report import describe_params  # lazy: Optuna, MLflow (loaded by now)
 
     return describe_params(params) if params else "-"
 
@@ -165,7 +165,7 @@ def report_command(
 ) -> None:
     """Report a recorded study: trials, gain over the untuned baseline, best per objective,
     cost/accuracy Pareto front, parameter importances, plots and a one-line decision."""
-    from advisor.report import report_studies
+    from advisor.review.build import report_studies  # lazy: Optuna, MLflow
 
     reports, comparison = report_studies(
         list(studies),

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from advisor.cli._common import console, err_console, print_json, user_errors
+from advisor.errors import AdvisorInputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from advisor.scan import Rule, ScanOptions, ScanReport
@@ -34,8 +35,8 @@ def _options(
     languages: str | None,
 ) -> tuple[ScanOptions, list[str], dict[str, object]]:
     """Scan options, the study's data files and the study's model settings (if a study)."""
-    from advisor.scan import ScanOptions
-    from advisor.scan.gate import study_options
+    from advisor.scan import ScanOptions  # lazy: pydantic, kept off `advisor --help`
+    from advisor.scan.gate import study_options  # lazy: pydantic, kept off `advisor --help`
 
     langs = tuple(code.strip() for code in languages.split(",")) if languages else None
     overrides = {
@@ -47,8 +48,8 @@ def _options(
     }
     if study is None:
         return ScanOptions(**{k: v for k, v in overrides.items() if v is not None}), [], {}
-    from advisor.study import load_study
-    from advisor.study.tasks import expand_tasks
+    from advisor.study import load_study  # lazy: pydantic, kept off `advisor --help`
+    from advisor.study.tasks import expand_tasks  # lazy: pydantic, kept off `advisor --help`
 
     spec = load_study(study)
     model = {
@@ -62,7 +63,7 @@ def _options(
 
 
 def _fail(report: ScanReport, rules: list[Rule]) -> list[str]:
-    from advisor.scan import evaluate_fail_on
+    from advisor.scan import evaluate_fail_on  # lazy: pydantic, kept off `advisor --help`
 
     return evaluate_fail_on(report, rules) if rules else []
 
@@ -122,9 +123,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Scan instruction data: token lengths and truncation, language mix, instruction
         complexity, exact and near duplicates, personal data and empty fields."""
-        from advisor.errors import AdvisorInputError
-        from advisor.scan import parse_fail_on, scan_files, write_report
-        from advisor.scan.terminal import render
+        from advisor.scan import (  # lazy: pydantic, kept off `advisor --help`
+            parse_fail_on,
+            scan_files,
+            write_report,
+        )
+        from advisor.scan.terminal import render  # lazy: pydantic, kept off `advisor --help`
 
         rules = parse_fail_on(fail_on) if fail_on else []
         options, study_files, study_model = _options(

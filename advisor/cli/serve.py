@@ -62,9 +62,9 @@ def serve_command(
     """
     import uvicorn
 
-    from advisor.serve.app import create_app
-    from advisor.serve.settings import ServeSettings
-    from advisor.serve.settings import read_token as load_token
+    from advisor.serve.app import create_app  # lazy: FastAPI, kept off `advisor --help`
+    from advisor.serve.settings import ServeSettings  # lazy: FastAPI, pydantic
+    from advisor.serve.settings import read_token as load_token  # lazy: FastAPI, pydantic
 
     settings = ServeSettings(
         host=host,

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from advisor.cli._common import console, print_json, user_errors
+from advisor.redact import redact_url
 
 
 def _format_values(values: Any) -> str:
@@ -26,8 +27,7 @@ def _format_values(values: Any) -> str:
 
 def study_summary(path: Path, *, check_model: bool) -> dict[str, Any]:
     """Load, validate and (optionally) check target modules; a JSON-ready summary of the study."""
-    from advisor.redact import redact_url
-    from advisor.study import (
+    from advisor.study import (  # lazy: pydantic, kept off `advisor --help`
         check_model_modules,
         fixed_parameters,
         load_study,
@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, "--out", help="Write the schema to this file."),
     ) -> None:
         """Print the JSON Schema of study files (for editors and validators)."""
-        from advisor.study import study_json_schema
+        from advisor.study import study_json_schema  # lazy: pydantic, kept off `advisor --help`
 
         text = json.dumps(study_json_schema(), indent=2) + "\n"
         if out is None:

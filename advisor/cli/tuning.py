@@ -13,9 +13,11 @@ from rich.live import Live
 from rich.table import Table
 
 from advisor.cli._common import console, err_console, print_json, user_errors
+from advisor.directions import best
+from advisor.tuning.stopping import Terminated, deferred_signals
 
 if TYPE_CHECKING:  # pragma: no cover
-    from advisor.tune import TaskSummaries, TrialRow, TuneSummary
+    from advisor.tuning.summary import TaskSummaries, TrialRow, TuneSummary
 
 
 def _fmt(value: Any, spec: str = ".3f") -> str:
@@ -109,12 +111,11 @@ class LiveTable:
         return table
 
     def _best(self) -> int | None:
-        done = [r for r in self.rows.values() if r.number >= 0 and r.state == "complete"]
-        done = [r for r in done if r.score is not None]
-        if not done or self.summary is None:
+        if self.summary is None:
             return None
-        pick = max if self.summary.directions[:1] == ["maximize"] else min
-        return pick(done, key=lambda r: r.score).number  # type: ignore[arg-type,return-value]
+        done = [r for r in self.rows.values() if r.number >= 0 and r.state == "complete"]
+        top = best(done, lambda r: r.score, self.summary.directions[0])
+        return None if top is None else top.number
 
     # TuneObserver
     def study_started(self, summary: TuneSummary, max_steps: int, n_new: int) -> None:
@@ -213,8 +214,8 @@ def tune_command(
     GPUs or machines, start the study here with a shared --storage, then `advisor worker`.
     A study with `tasks` tunes each task in turn, as its own study `<study>.<task>`.
     """
-    from advisor.study.tasks import declares_tasks
-    from advisor.tune import tune, tune_tasks
+    from advisor.study.tasks import declares_tasks  # lazy: keeps pydantic off `advisor --help`
+    from advisor.tuning.entry import tune, tune_tasks  # lazy: Optuna, MLflow
 
     _run_view(
         lambda view: (tune_tasks if declares_tasks(study_file) else tune)(
@@ -249,8 +250,8 @@ def worker_command(
     Trials are never duplicated; a worker killed mid-trial has its trial failed and retried
     with the same parameters by the next worker that asks.
     """
-    from advisor.study.tasks import declares_tasks
-    from advisor.tune import work, work_tasks
+    from advisor.study.tasks import declares_tasks  # lazy: keeps pydantic off `advisor --help`
+    from advisor.tuning.entry import work, work_tasks  # lazy: Optuna, MLflow
 
     _run_view(
         lambda view: (work_tasks if declares_tasks(study_file) else work)(
@@ -276,11 +277,8 @@ def _run_view(
     """Run `job` under the live table; SIGTERM ends it like Ctrl-C (trial KILLED, exit 143).
 
     Both only request the stop; it is raised where no database write is cut in half
-    (`advisor.stopping`).
+    (`advisor.tuning.stopping`).
     """
-    from advisor.stopping import deferred_signals
-    from advisor.trials import Terminated
-
     if gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     view = LiveTable()
@@ -298,7 +296,7 @@ def _run_view(
     if as_json:
         print_json(summary.to_dict())
         return
-    from advisor.tune import TaskSummaries
+    from advisor.tuning.summary import TaskSummaries  # lazy: Optuna, MLflow (loaded by now)
 
     if not isinstance(summary, TaskSummaries):
         _print_footer(summary)

@@ -6,6 +6,8 @@ import typer
 from rich.markup import escape
 
 from advisor.cli._common import console, err_console, user_errors
+from advisor.redact import redact_url
+from advisor.stores import ui as ui_lib
 
 
 def register(app: typer.Typer) -> None:
@@ -30,9 +32,6 @@ def ui(
 ) -> None:
     """Serve the MLflow UI over the study records (experiments, trial runs, curves, adapters)
     until Ctrl-C."""
-    from advisor import ui as ui_lib
-    from advisor.redact import redact_url
-
     tracking_uri = tracking_uri or ui_lib.project_tracking_uri()
     ui_lib.check_store(tracking_uri)
     warning = ui_lib.exposure_warning(host, port)

@@ -1,7 +1,7 @@
 """What every check shares: the rows it reads, the settings it runs with, the report it feeds.
 
-Rows come from the same reader the trials use (`runners.data.read_records`: JSONL or CSV, errors
-naming the file and line), so a file the scan accepts is a file training accepts. A row is named
+Rows come from the same reader the trials use (`runners.datafiles`: JSONL or CSV, errors naming
+the file and line), so a file the scan accepts is a file training accepts. A row is named
 by its file and its 1-based record number (blank JSONL lines and the CSV header not counted), as
 in the loader's own messages.
 """
@@ -9,14 +9,13 @@ in the loader's own messages.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from advisor.errors import AdvisorInputError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from advisor.scan.lengths import TextCounter
+from runners.datafiles import read_records
 
 FIELDS = ("prompt", "response")
 
@@ -74,6 +73,20 @@ class ScanOptions:
             )
 
 
+class TextCounter(Protocol):
+    """Counts lengths in one unit: `tokens` of a tokenizer, or `words` (see `lengths.py`)."""
+
+    unit: str
+    source: str
+    """What counted: the model source, or the word regex."""
+    templated: bool
+    """Whether sequences are measured through the model's chat template."""
+
+    def lengths(self, texts: Sequence[str]) -> list[int]: ...
+
+    def sequence_lengths(self, rows: Sequence[Row], system_prompt: str | None) -> list[int]: ...
+
+
 @dataclass
 class ScanContext:
     """What a check receives besides the rows: the options and the length counter."""
@@ -123,8 +136,6 @@ def read_rows(path: str | Path, options: ScanOptions, *, where: str) -> list[Row
     A field missing from every row is a wrong field name (an input error naming the fields the
     file has); missing from some rows only, it is a data problem the `empty` check reports.
     """
-    from runners.data import read_records
-
     records = read_records(path, where=where)
     if not records:
         raise AdvisorInputError(
@@ -150,11 +161,3 @@ def read_rows(path: str | Path, options: ScanOptions, *, where: str) -> list[Row
         )
         for number, record in enumerate(records, start=1)
     ]
-
-
-def preview(text: str, width: int = 80) -> str:
-    """One line of at most `width` characters, personal data masked (reports quote rows)."""
-    from advisor.scan.pii import mask_text
-
-    line = " ".join(mask_text(text).split())
-    return line if len(line) <= width else line[: width - 1] + "…"

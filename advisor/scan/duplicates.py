@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from advisor.scan.core import Location, Row, ScanContext, preview
+from advisor.scan.core import Location, Row, ScanContext
+from advisor.scan.pii import preview
 
 SHINGLE_CHARS = 5
 NUM_PERM = 128

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from advisor.errors import AdvisorInputError
 from advisor.scan.core import ScanOptions, ScanReport
 from advisor.scan.pii import PiiFinding
-
-if TYPE_CHECKING:  # pragma: no cover
-    from advisor.study.spec import StudySpec
+from advisor.scan.scanner import scan_files
+from advisor.study.spec import StudySpec
 
 ROWS_NAMED = 10
 FIX = "remove or mask them, or set data.allow_pii: true in the study (and say why in description)"
@@ -29,8 +28,6 @@ def check_study_data(spec: StudySpec) -> ScanReport:
 
     Raises AdvisorInputError when they hold personal data and the study does not allow it.
     """
-    from advisor.scan.scanner import scan_files
-
     report = scan_files(
         [spec.data.train, spec.data.eval],
         options=study_options(spec),

@@ -16,9 +16,11 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from advisor.scan.core import Row, ScanContext
+from advisor.scan.core import Row, ScanContext, TextCounter
+from runners.config import ModelRef
+from runners.models import cached_dir, gguf_path
 
 HISTOGRAM_BINS = 10
 
@@ -27,20 +29,6 @@ _WORD = re.compile(
     r"|[^\W_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+"  # a word/number
     r"|[^\w\s]"  # a punctuation mark
 )
-
-
-class TextCounter(Protocol):
-    """Counts lengths in one unit: `tokens` of a tokenizer, or `words`."""
-
-    unit: str
-    source: str
-    """What counted: the model source, or the word regex."""
-    templated: bool
-    """Whether sequences are measured through the model's chat template."""
-
-    def lengths(self, texts: Sequence[str]) -> list[int]: ...
-
-    def sequence_lengths(self, rows: Sequence[Row], system_prompt: str | None) -> list[int]: ...
 
 
 @dataclass
@@ -103,9 +91,6 @@ def load_counter(
     if model is None:
         return WordCounter()
     from transformers import AutoTokenizer
-
-    from runners.config import ModelRef
-    from runners.models import cached_dir, gguf_path
 
     ref = ModelRef(source=model, trust_remote_code=trust_remote_code, gguf_file=gguf_file)
     common = {"local_files_only": True, "trust_remote_code": trust_remote_code}

@@ -232,3 +232,9 @@ def check(rows: Sequence[Row], context: ScanContext) -> PiiResult:
     result.rows_by_kind = {kind: counts[kind] for kind in KINDS if counts[kind]}
     result.rows_with_pii = len(kinds_per_row)
     return result
+
+
+def preview(text: str, width: int = 80) -> str:
+    """One line of at most `width` characters, personal data masked (reports quote rows)."""
+    line = " ".join(mask_text(text).split())
+    return line if len(line) <= width else line[: width - 1] + "…"

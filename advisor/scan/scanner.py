@@ -11,8 +11,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from advisor.errors import AdvisorInputError
-from advisor.scan.core import FileInfo, Row, ScanContext, ScanOptions, ScanReport, read_rows
-from advisor.scan.lengths import TextCounter, load_counter
+from advisor.scan.core import (
+    FileInfo,
+    Row,
+    ScanContext,
+    ScanOptions,
+    ScanReport,
+    TextCounter,
+    read_rows,
+)
+from advisor.scan.lengths import load_counter
+from advisor.scan.registry import CHECKS
 
 
 def scan_files(
@@ -31,8 +40,6 @@ def scan_files(
     Lengths are tokens of `model` (a preset, local HF directory or .gguf file) when given, else
     words; pass a ready `counter` to reuse a loaded tokenizer.
     """
-    from advisor.scan.registry import CHECKS
-
     options = options or ScanOptions()
     names = list(CHECKS) if checks is None else list(checks)
     unknown = [name for name in names if name not in CHECKS]

@@ -22,8 +22,8 @@ from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException
 
 from advisor import __version__
+from advisor.decide.traits import Traits
 from advisor.errors import AdvisorInputError
-from advisor.traits import Traits
 
 from .auth import check_token
 from .decisions import EstimateRequest, estimate_answer, recommend_answer

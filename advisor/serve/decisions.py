@@ -15,7 +15,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from advisor.traits import Traits
+from advisor.decide.estimate import estimate_memory
+from advisor.decide.recommend import recommend
+from advisor.decide.shapes import PRESETS, resolve_model
+from advisor.decide.traits import Traits
 
 from .errors import ServiceError
 
@@ -32,7 +35,9 @@ class EstimateRequest(BaseModel):
     seq_len: int = Field(512, description="Tokens per sequence.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations.")
     target_modules: str = Field(
-        "all-linear", description="all-linear, attention, qv, or comma-separated module names."
+        "all_linear",
+        description="A preset (all_linear, attention, attention_qv, mlp) or comma-separated "
+        "module names.",
     )
     device: Literal["cuda", "cpu"] = Field(
         "cuda", description="cuda: GPU memory (bf16); cpu: a CPU trial's peak resident memory."
@@ -41,8 +46,6 @@ class EstimateRequest(BaseModel):
 
 def recommend_answer(traits: Traits, roots: list[Path]) -> dict[str, Any]:
     """`advisor recommend --json` for these traits."""
-    from advisor.recommend import recommend
-
     model = confine_model(traits.model, roots)
     if model != traits.model:
         traits = traits.model_copy(update={"model": model})
@@ -51,9 +54,6 @@ def recommend_answer(traits: Traits, roots: list[Path]) -> dict[str, Any]:
 
 def estimate_answer(request: EstimateRequest, roots: list[Path]) -> dict[str, Any]:
     """`advisor estimate --json` for these options."""
-    from advisor.estimate import estimate_memory
-    from advisor.shapes import resolve_model
-
     shape = resolve_model(confine_model(request.model, roots))
     est = estimate_memory(
         shape,
@@ -75,8 +75,6 @@ def confine_model(value: str, roots: list[Path]) -> str:
     `weights` is `api`; estimate reports it unknown). The same refusal for any path outside the
     roots, existing or not, so the answer tells nothing about the service's file system.
     """
-    from advisor.shapes import PRESETS
-
     if value.strip().lower() in PRESETS:
         return value
     path = Path(value).expanduser()

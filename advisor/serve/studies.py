@@ -4,10 +4,11 @@ Submitting validates the study text exactly as `advisor tune` does (`load_study`
 module names, the personal-data scan), after a check of its own that no path in it leaves the
 service's data roots (before the loader opens any file). A valid study is written, with absolute
 paths and the service's stores, to `studies_dir/<name>.yaml` (atomically), and prepared in the
-stores (`advisor.tune.prepare`): Optuna study, MLflow parent run, budget. Nothing trains here:
-`advisor worker <file>` processes run the trials, and the first of them the baseline.
+stores (`advisor.tuning.entry.prepare`): Optuna study, MLflow parent run, budget. Nothing trains
+here: `advisor worker <file>` processes run the trials, and the first of them the baseline.
 
-Optuna and MLflow are imported inside the functions: `import advisor.serve.app` stays light.
+The stores and the tuner are imported inside the functions that need them (`# lazy:`), so
+`import advisor.serve.app` stays light: recommend and estimate answer without Optuna or MLflow.
 """
 
 from __future__ import annotations
@@ -18,15 +19,22 @@ import shlex
 import tempfile
 import threading
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from advisor.directions import best
 from advisor.errors import AdvisorInputError
 from advisor.redact import redact_url
+from advisor.scan.gate import check_study_data
+from advisor.stores import keys
+from advisor.stores.locations import Stores, sqlite_path
+from advisor.study import check_model_modules, dump_resolved, load_study
 from advisor.study.files import resolve_against
-from advisor.tracking import Stores
+from advisor.study.loading import locate
+from advisor.study.sections import known_model_presets
 
 from .decisions import inside_roots
 from .errors import ServiceError, StudyConflict, StudyNotFound
@@ -71,17 +79,12 @@ class StudyService:
             spec.storage = self.stores.optuna_url
             spec.tracking.uri = self.stores.tracking_uri
             spec.tracking.artifact_root = self.stores.artifact_root
-            from advisor.study import dump_resolved
-
             resolved = dump_resolved(spec)
         with self._submit_lock:
             return self._write_and_prepare(spec.name, resolved, data_report)
 
     def _validate(self, draft: Path, text: str) -> tuple[Any, Any]:
         """The loaded spec and its data scan, or ServiceError with every problem found."""
-        from advisor.scan.gate import check_study_data
-        from advisor.study import check_model_modules, load_study
-
         try:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
             raw = yaml.safe_load(text)
@@ -104,8 +107,6 @@ class StudyService:
 
     def _path_problems(self, raw: dict[str, Any], node: Any) -> list[dict[str, Any]]:
         """A problem for each path in the study that resolves outside every data root."""
-        from advisor.study.spec import known_model_presets
-
         found = []
         roots = ", ".join(map(str, self.roots))
         for loc in PATH_FIELDS:
@@ -121,7 +122,8 @@ class StudyService:
     def _write_and_prepare(
         self, name: str, resolved: str, data_report: Any
     ) -> tuple[bool, dict[str, Any]]:
-        from advisor.tune import BASELINE_ATTR, SERVED_ATTR, SPEC_HASH_ATTR, StudyPlan, prepare
+        from advisor.tuning.entry import prepare  # lazy: Optuna and MLflow
+        from advisor.tuning.plan import StudyPlan  # lazy: Optuna and MLflow
 
         self.studies_dir.mkdir(parents=True, exist_ok=True)
         final = self.studies_dir / f"{name}.yaml"
@@ -136,13 +138,13 @@ class StudyService:
             )
             existing = self._frozen(name)
             if existing is not None:
-                if existing.user_attrs.get(SPEC_HASH_ATTR) != plan.spec_hash:
+                if existing.user_attrs.get(keys.SPEC_HASH) != plan.spec_hash:
                     raise _conflict(name, final, resolved)
                 return False, self.answer(name)
             os.replace(staged, final)
             plan.spec_path, plan.spec._source_file = final, str(final)
             try:
-                prepare(plan, data_report, marks={SERVED_ATTR: True, BASELINE_ATTR: "pending"})
+                prepare(plan, data_report, marks={keys.SERVED: True, keys.BASELINE: "pending"})
             except BaseException:
                 final.unlink(missing_ok=True)
                 raise
@@ -203,11 +205,8 @@ class StudyService:
 
     def describe(self, name: str) -> dict[str, Any]:
         """State, target, trials, best, Pareto front, baseline and MLflow links of a study."""
-        from dataclasses import asdict
-
-        from advisor.records import open_recorded_study
-        from advisor.report import build_report
-        from advisor.tune import STOP_ATTR
+        from advisor.review.build import build_report  # lazy: Optuna and MLflow
+        from advisor.stores.records import open_recorded_study  # lazy: Optuna and MLflow
 
         frozen = self._frozen(name)
         if frozen is None:
@@ -241,7 +240,7 @@ class StudyService:
             "name": name,
             "state": study_state(trials, attrs),
             "n_trials": {"done": n_finished(trials), "target": _target(frozen)},
-            "stop_requested": bool(attrs.get(STOP_ATTR)),
+            "stop_requested": bool(attrs.get(keys.STOP)),
             "metric": report.metric,
             "objectives": report.objectives,
             "directions": report.directions,
@@ -266,14 +265,12 @@ class StudyService:
     # -- stop ------------------------------------------------------------------------------
     def stop(self, name: str) -> dict[str, Any]:
         """Ask the study's workers to start no new trial (running trials finish). Idempotent."""
-        from advisor.tune import STOP_ATTR
-
         frozen = self._frozen(name)
         if frozen is None:
             raise _not_found(name)
-        if not frozen.user_attrs.get(STOP_ATTR):
+        if not frozen.user_attrs.get(keys.STOP):
             storage = self._open_storage(create=False)
-            storage.set_study_user_attr(frozen._study_id, STOP_ATTR, True)
+            storage.set_study_user_attr(storage.get_study_id_from_name(name), keys.STOP, True)
             frozen = self._frozen(name)
         return {"name": name, "state": self._state(frozen), "stop_requested": True}
 
@@ -284,9 +281,10 @@ class StudyService:
         with self._storage_lock:
             if self._storage is None:
                 url = self.stores.optuna_url
-                if not create and url.startswith("sqlite:///") and not _sqlite_file(url).is_file():
+                path = sqlite_path(url)
+                if not create and path is not None and not path.is_file():
                     return None
-                from advisor.optuna_backend import make_storage
+                from advisor.stores.storage import make_storage  # lazy: Optuna
 
                 self._storage = make_storage(url)
             return self._storage
@@ -325,14 +323,9 @@ class StudyService:
 # -- states ---------------------------------------------------------------------------------
 def n_finished(trials: Sequence[Any]) -> int:
     """Trials that ended (complete, pruned, failed), a failure that was retried not counted."""
-    from advisor.coordination import retried_numbers
+    from advisor.stores.coordination import budget  # lazy: Optuna
 
-    retried = retried_numbers(list(trials))
-    ended = ("COMPLETE", "PRUNED", "FAIL")
-    return sum(
-        t.state.name in ended and not (t.state.name == "FAIL" and t.number in retried)
-        for t in trials
-    )
+    return budget(trials).finished
 
 
 def study_state(trials: Sequence[Any], attrs: dict[str, Any]) -> str:
@@ -342,33 +335,28 @@ def study_state(trials: Sequence[Any], attrs: dict[str, Any]) -> str:
     stopping/stopped: a stop was requested and trials still run / none runs; running: trials
     or a baseline are under way; queued: prepared, no worker has started yet.
     """
-    from advisor.tune import BASELINE_ATTR, STOP_ATTR, TARGET_ATTR
-
     names = [t.state.name for t in trials]
     busy = "RUNNING" in names or "WAITING" in names
-    target = attrs.get(TARGET_ATTR)
+    target = attrs.get(keys.N_TRIALS)
     if not busy and target is not None and n_finished(trials) >= int(target):
         return "complete" if "COMPLETE" in names else "failed"
-    if attrs.get(STOP_ATTR):
+    if attrs.get(keys.STOP):
         return "stopping" if "RUNNING" in names else "stopped"
-    if trials or str(attrs.get(BASELINE_ATTR, "")).startswith("claimed"):
+    if trials or str(attrs.get(keys.BASELINE, "")).startswith("claimed"):
         return "running"
     return "queued"
 
 
 def _target(frozen: Any) -> int | None:
-    from advisor.tune import TARGET_ATTR
-
-    value = frozen.user_attrs.get(TARGET_ATTR)
+    value = frozen.user_attrs.get(keys.N_TRIALS)
     return None if value is None else int(value)
 
 
 def _best_value(trials: Sequence[Any], directions: Sequence[Any]) -> float | None:
     """The best first objective value (the task metric) over complete trials."""
-    values = [t.values[0] for t in trials if t.state.name == "COMPLETE" and t.values]
-    if not values:
-        return None
-    return max(values) if directions[0].name == "MAXIMIZE" else min(values)
+    complete = [t for t in trials if t.state.name == "COMPLETE" and t.values]
+    top = best(complete, lambda t: t.values[0], directions[0])
+    return None if top is None else top.values[0]
 
 
 # -- problems -------------------------------------------------------------------------------
@@ -380,8 +368,6 @@ _RENDERED = re.compile(r"^\s*\S+?:(\d+): (\S+): (.*) \(fix: (.*)\)$")
 
 
 def _problem(node: Any, loc: tuple[Any, ...], message: str, fix: str) -> dict[str, Any]:
-    from advisor.study.loading import locate
-
     line, dotted = locate(node, loc) if node is not None else (None, ".".join(map(str, loc)))
     return {"path": dotted, "line": line, "message": message, "fix": fix}
 
@@ -444,10 +430,6 @@ def _conflict(name: str, final: Path, resolved: str) -> StudyConflict:
         fix=f"rename the study (e.g. `name: {name}-2`) to run it as a new study, or submit the "
         "identical file to get the existing one",
     )
-
-
-def _sqlite_file(url: str) -> Path:
-    return Path(url.removeprefix("sqlite:///").split("?", 1)[0])
 
 
 def _dig(raw: dict[str, Any], loc: tuple[str, ...]) -> Any:

@@ -3,8 +3,8 @@
 `load_study` runs these on the raw YAML mapping, so they are reported together with schema errors,
 each at its YAML line, and before anything is written: a trial (after Optuna and MLflow recorded
 the study) must never be the first to find an empty data file, a record without its response, a
-non-UTF-8 byte or a GGUF file that is not one. The data files are read the way
-`runners.data.read_records` reads them (`.jsonl` and `.json` as JSON Lines, `.csv` with a header).
+non-UTF-8 byte or a GGUF file that is not one. The data files are read by the reader the trials
+use, `runners.datafiles` (`.jsonl` and `.json` as JSON Lines, `.csv` with a header).
 
 Path confinement: data files must resolve (symlinks followed) inside `data.root`, the study file's
 folder unless declared, so a shared study file cannot make a trial read `../../etc/passwd` and log
@@ -15,11 +15,14 @@ A multi-task study's files are checked per task (`tasks[i].data`), by the same r
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import struct
 from pathlib import Path, PurePath
 from typing import Any
+
+from advisor.decide.gguf import read_gguf_header
+from runners.datafiles import SUFFIXES, Record, read_numbered
+from runners.errors import TrialInputError
+from runners.models import PRESETS as MODEL_PRESETS
 
 Problem = tuple[tuple[Any, ...], str, str]
 """(location in the YAML, message, fix)."""
@@ -110,7 +113,9 @@ def _data_problems(data: dict[str, Any], base_dir: Path) -> list[Problem]:
 def _data_file_problem(
     path: Path, base_dir: Path, fields: dict[str, str], limit: int | None
 ) -> tuple[str, str] | None:
-    """The first problem of one data file as (message, fix), or None when it is usable."""
+    """The first problem of one data file as (message, fix), or None when it is usable.
+
+    The file is read whole by the reader the trials use (`runners.datafiles`)."""
     if path.is_dir():
         return f"{path} is a folder, not a data file", "name a .jsonl or .csv file inside it"
     if not path.is_file():
@@ -118,24 +123,20 @@ def _data_file_problem(
             f"data file {str(path)!r} does not exist",
             f"create it or fix the path (relative paths start at {base_dir})",
         )
+    if path.suffix.lower() not in SUFFIXES:
+        return None  # DataSpec names the accepted suffixes
     try:
-        text = path.read_bytes()
+        records = read_numbered(path, where="data")
+    except TrialInputError as error:  # DataFileError names the line
+        return error.message, error.fix or ""
     except OSError as error:
         return f"cannot read {path}: {error.strerror}", "make the file readable"
-    lines = text.splitlines()
-    for number, line in enumerate(lines, start=1):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError as error:
-            return (
-                f"{path.name}:{number}: not UTF-8 text (byte 0x{line[error.start]:02x} at "
-                f"column {error.start + 1})",
-                f"save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name}`",
+    if path.suffix.lower() == ".csv":
+        short = _short_csv_row(records)
+        if short is not None:
+            return f"{path.name}:{short[0]}: the row has no cell for {short[1]}", (
+                "give every row as many cells as the header has columns"
             )
-    records = _csv_records(text.decode("utf-8")) if path.suffix == ".csv" else _jsonl_records(lines)
-    if isinstance(records, tuple):
-        line, message, fix = records
-        return f"{path.name}:{line}: {message}", fix
     if not records:
         return (
             f"data file {path.name} holds no records",
@@ -144,44 +145,13 @@ def _data_file_problem(
     return _field_problem(path.name, records[:limit] if limit else records, fields)
 
 
-Record = tuple[int, dict[str, Any]]
-"""(line number, record)."""
-
-
-def _jsonl_records(lines: list[bytes]) -> list[Record] | tuple[int, str, str]:
-    """The records of a JSON Lines file, or (line, message, fix) of the first bad line."""
-    records: list[Record] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            hint = " (a JSON array? write one object per line)" if line.lstrip()[:1] == b"[" else ""
-            return number, f"not valid JSON: {error.msg}{hint}", "write one JSON object per line"
-        if not isinstance(record, dict):
-            return number, f"a JSON {type(record).__name__}, not an object", "one object per line"
-        records.append((number, record))
-    return records
-
-
-def _csv_records(text: str) -> list[Record] | tuple[int, str, str]:
-    """The rows of a CSV file with a header; a row with fewer cells than the header is bad."""
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    records: list[Record] = []
-    try:
-        for row in reader:
-            short = [key for key, value in row.items() if value is None]
-            if short:
-                return (
-                    reader.line_num,
-                    f"the row has no cell for {short}",
-                    "give every row as many cells as the header has columns",
-                )
-            records.append((reader.line_num, dict(row)))
-    except csv.Error as error:
-        return reader.line_num, f"not valid CSV: {error}", "fix the quoting of that row"
-    return records
+def _short_csv_row(records: list[Record]) -> tuple[int, list[str]] | None:
+    """(line, missing columns) of the first CSV row with fewer cells than the header."""
+    for line, record in records:
+        short = [key for key, value in record.items() if value is None]
+        if short:
+            return line, short
+    return None
 
 
 def _field_problem(
@@ -211,8 +181,6 @@ def _field_problem(
 
 
 def _model_problems(model: dict[str, Any], base_dir: Path) -> list[Problem]:
-    from .spec import known_model_presets
-
     source, gguf_file = model.get("source"), model.get("gguf_file")
     if isinstance(gguf_file, str):
         reason = gguf_name_problem(gguf_file)
@@ -224,7 +192,7 @@ def _model_problems(model: dict[str, Any], base_dir: Path) -> list[Problem]:
                     "give the file's name inside model.source, e.g. model.Q4_K_M.gguf",
                 )
             ]
-    if not isinstance(source, str) or source in known_model_presets():
+    if not isinstance(source, str) or source in tuple(MODEL_PRESETS):
         return []
     path = resolve_against(source, base_dir)
     if not path.exists():
@@ -232,7 +200,7 @@ def _model_problems(model: dict[str, Any], base_dir: Path) -> list[Problem]:
             (
                 ("model", "source"),
                 f"model {source!r} is neither a preset nor an existing local path",
-                f"use a preset ({', '.join(known_model_presets())}), a local model directory "
+                f"use a preset ({', '.join(tuple(MODEL_PRESETS))}), a local model directory "
                 "or a .gguf file; nothing is downloaded",
             )
         ]
@@ -263,10 +231,6 @@ _GGUF_FIX = (
 
 def _gguf_problem(path: Path) -> str | None:
     """Why `path` is not a readable GGUF file (its header, a few kilobytes, is parsed)."""
-    import struct
-
-    from advisor.shapes import read_gguf_header
-
     try:
         read_gguf_header(path)
     except (OSError, ValueError, EOFError, struct.error) as error:

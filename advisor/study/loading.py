@@ -19,6 +19,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from advisor.errors import AdvisorInputError
+from advisor.redact import redact_url
+from runners.config import ModelRef
+from runners.errors import TrialInputError
+from runners.models import linear_module_names
 
 from .files import file_problems
 from .presets import closest, resolve_target_modules
@@ -226,10 +230,6 @@ def check_model_modules(spec: StudySpec) -> list[str]:
     Returns those names. Builds the model skeleton on the meta device (no weights read); raises one
     `AdvisorInputError` naming each bad choice, the real names and the closest match.
     """
-    from runners.config import ModelRef
-    from runners.errors import TrialInputError
-    from runners.models import linear_module_names
-
     ref = ModelRef(
         source=spec.model.source,
         trust_remote_code=spec.model.trust_remote_code,
@@ -310,8 +310,6 @@ def spec_hash(spec: StudySpec) -> str:
 
 def dump_resolved(spec: StudySpec) -> str:
     """YAML of the fully defaulted spec with absolute paths: the MLflow artifact, rerunnable."""
-    from advisor.redact import redact_url
-
     header = f"# resolved study {spec.name!r}, spec_hash {spec_hash(spec)}\n"
     data = spec.model_dump(mode="json")
     # It is logged to MLflow: no passwords (a rerun is given its stores, it does not read these).

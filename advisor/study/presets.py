@@ -1,7 +1,7 @@
-"""Named groups of target modules and their resolution against a model's real module names.
+"""Target-module choices of a study, encoded for Optuna and resolved against a model's modules.
 
-A study names `attention_qv` rather than `["q_proj", "v_proj"]` so one file reads the same for
-every Llama-style model; before any trial starts the names are checked against the modules the
+The preset names (`attention_qv`, `all_linear`, ...) are the one vocabulary of
+`runners.methods.targets`; before any trial starts the names are checked against the modules the
 model really has, so a typo fails in a second instead of after the model has loaded in a trial.
 """
 
@@ -11,14 +11,7 @@ import difflib
 from collections.abc import Sequence
 
 from advisor.errors import AdvisorInputError
-
-TARGET_MODULE_PRESETS: dict[str, tuple[str, ...]] = {
-    "attention_qv": ("q_proj", "v_proj"),
-    "attention": ("q_proj", "k_proj", "v_proj", "o_proj"),
-    "mlp": ("gate_proj", "up_proj", "down_proj"),
-    "all_linear": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-}
-"""Llama-family projection names (SmolLM2, Llama, Mistral, Qwen2 use the same)."""
+from runners.methods.targets import TARGET_MODULE_PRESETS
 
 SEPARATOR = "+"
 """Joins an explicit module list into one Optuna categorical choice: `q_proj+v_proj`."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from advisor.optuna_backend import Param
 from runners.config import (
     DataConfig,
     EvalConfig,
@@ -20,23 +19,14 @@ from runners.config import (
     TrainConfig,
     TrialConfig,
 )
+from runners.methods import METHODS
 
 from .presets import encode_choice, resolve_target_modules
-from .space import FloatRange, IntRange, is_searched
+from .space import NUMERIC_PARAMS, PARAM_NAMES, FloatRange, IntRange, Param, is_searched
 from .spec import StudySpec
 
-# The searched parameters are described in the tuner's own type: one definition, no conversion.
 ParamSpec = Param
-
-NUMERIC_PARAMS = (
-    "r",
-    "lora_alpha",
-    "alpha_ratio",
-    "learning_rate",
-    "lora_dropout",
-    "replay_fraction",
-)
-PARAM_NAMES = (*NUMERIC_PARAMS, "target_modules")
+"""The name this type had in 0.1 (`advisor.study.ParamSpec`)."""
 
 
 def _values(spec: StudySpec) -> dict[str, Any]:
@@ -173,17 +163,6 @@ def resolve_trial_config(
     )
 
 
-def default_optimizer(method: str, *, cuda: bool) -> str:
-    """The optimizer of `train.optimizer: auto`.
-
-    qlora on CUDA: paged 8-bit AdamW, the QLoRA recipe's third part (NF4 and double
-    quantisation are the other two, see `runners.methods.qlora`): 8-bit states, paged to CPU
-    memory when a long batch spikes GPU memory. Everything else, and qlora on the CPU (paged
-    optimizers need CUDA): plain AdamW, whose fp32 states cost little for an adapter's weights.
-    """
-    return "paged_adamw_8bit" if method == "qlora" and cuda else "adamw_torch"
-
-
 def trains_on_cuda(device: str) -> bool:
     """Whether this machine's trials train on CUDA: the study's `device`, or for `auto` whether
     a GPU is visible (CUDA_VISIBLE_DEVICES, set by `advisor worker --gpus`, included).
@@ -199,15 +178,17 @@ def trains_on_cuda(device: str) -> bool:
 
 
 def resolve_optimizer(spec: StudySpec, *, cuda: bool | None = None) -> str:
-    """`train.optimizer` as set, or its `auto` default for this study on this machine; CUDA is
-    only probed (importing torch) when the answer depends on it: a qlora study."""
+    """`train.optimizer` as set, or its `auto` default (the method's registry entry) for this
+    study on this machine; CUDA is only probed (importing torch) when the answer depends on it,
+    as for qlora (paged 8-bit AdamW on CUDA, plain AdamW on the CPU)."""
     chosen = spec.train.optimizer
     if chosen != "auto":
         return chosen
-    if spec.method != "qlora":
-        return default_optimizer(spec.method, cuda=False)
+    method = METHODS[spec.method]
+    if method.optimizer(cuda=False) == method.optimizer(cuda=True):
+        return method.optimizer(cuda=False)
     on_cuda = trains_on_cuda(spec.device) if cuda is None else cuda
-    return default_optimizer(spec.method, cuda=on_cuda)
+    return method.optimizer(cuda=on_cuda)
 
 
 def _replay(spec: StudySpec, values: dict[str, Any]) -> dict[str, Any]:

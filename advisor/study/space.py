@@ -9,6 +9,7 @@ in error locations; `SEARCH_TAGS` lets the loader drop them from the YAML paths 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
@@ -22,7 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .presets import TARGET_MODULE_PRESETS
+from runners.methods.targets import TARGET_MODULE_PRESETS
 
 SEARCH_TAGS = ("fixed", "choices", "range")
 """Union tags pydantic inserts into error locations of search parameters (not YAML keys)."""
@@ -111,6 +112,23 @@ FloatParam = _param(PositiveFloat, FloatRange)
 DropoutParam = _param(Dropout, FloatRange)
 FractionParam = _param(Fraction, FloatRange)
 TargetChoice = str | Annotated[list[str], Field(min_length=1)]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched parameter as plain data: what the tuner asks its sampler for.
+
+    Built from the search space by `advisor.study.resolve.search_parameters`; the stores turn it
+    into an Optuna distribution (`advisor.stores.sampling`). One definition for both sides.
+    """
+
+    name: str
+    kind: str  # categorical | float | int
+    choices: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
 
 
 def is_searched(value: Any) -> bool:
@@ -211,3 +229,9 @@ class SearchSpec(Section):
         if value is None:
             return []
         return [value] if isinstance(value, str) else list(value)
+
+
+NUMERIC_PARAMS = tuple(name for name in SearchSpec.model_fields if name != "target_modules")
+"""The numeric search parameters, in the order the tuner samples them (that order is part of a
+seeded study's sequence of trials: keep it)."""
+PARAM_NAMES = (*NUMERIC_PARAMS, "target_modules")

@@ -8,19 +8,17 @@ machinery whole means every command that works on a study works on a task's stud
 demo.extract`, `rerun demo.extract`, `export demo.extract`).
 
 Each task's study carries markers, so the umbrella's tasks can be found in the stores: the
-Optuna user attributes and MLflow parent-run tags `advisor.umbrella` and `advisor.task`.
+Optuna user attributes and MLflow parent-run tags `advisor.umbrella` and `advisor.task`
+(`advisor.stores.records.task_markers`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .spec import StudySpec, task_view
+import yaml
 
-UMBRELLA = "advisor.umbrella"
-"""Optuna user attribute and MLflow tag: the multi-task study a task's study belongs to."""
-TASK = "advisor.task"
-"""Optuna user attribute and MLflow tag: the task's name."""
+from .spec import StudySpec, task_view
 
 
 def task_study_name(study: str, task: str) -> str:
@@ -50,21 +48,12 @@ def expand_tasks(spec: StudySpec) -> list[StudySpec]:
     return specs
 
 
-def task_markers(spec: StudySpec) -> dict[str, str]:
-    """`{advisor.umbrella, advisor.task}` for one task's spec, `{}` for any other study."""
-    if spec._umbrella is None or spec._task is None:
-        return {}
-    return {UMBRELLA: spec._umbrella, TASK: spec._task}
-
-
 def declares_tasks(study_file: str | Path) -> bool:
     """Whether the study file declares `tasks` (a cheap look at the YAML, no validation).
 
     For choosing between `tune` and `tune_tasks`; an unreadable file says False, and the
     loader then reports what is wrong with it.
     """
-    import yaml
-
     try:
         raw = yaml.safe_load(Path(study_file).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):

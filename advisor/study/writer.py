@@ -18,21 +18,24 @@ from typing import Any
 
 import yaml
 
+from advisor.decide.estimate import TRAINS_AS
 from advisor.errors import AdvisorInputError
+from runners.methods import METHODS
+from runners.methods.targets import TARGET_MODULE_PRESETS
 
-# What the runner trains for each recommended method ("sft" is supervised fine-tuning of all
-# weights; through LoRA it is recommended as "lora").
-TUNABLE = {"lora": "lora", "qlora": "qlora", "dora": "dora", "adalora": "adalora"}
-FULL = {"full": "full", "sft": "full"}
+from .loading import load_study
+from .sections import known_model_presets
+
 WHERE = "--write-study"
 
 
 def _trained_method(plan: list[str], method: str) -> str:
+    """The runner method a study trains for the recommendation: the chosen method, else the
+    last trained step of the plan; a LoRA-family or full fine-tuning method of the registry."""
     for name in [method, *reversed(plan)]:
-        if name in TUNABLE:
-            return TUNABLE[name]
-        if name in FULL:
-            return FULL[name]
+        trained = TRAINS_AS.get(name, name)
+        if trained in METHODS and METHODS[trained].family in ("lora", "full"):
+            return trained
     if method == "prompt_tuning":
         raise AdvisorInputError(
             "the recommendation is prompt tuning of a model behind an API: there are no local "
@@ -52,8 +55,6 @@ def _neighbours(r: int) -> list[int]:
 
 
 def _target_choices(suggested: list[str]) -> list[Any]:
-    from advisor.study.presets import TARGET_MODULE_PRESETS
-
     for name, modules in TARGET_MODULE_PRESETS.items():
         if sorted(modules) == sorted(suggested):
             return sorted({name, "all_linear"}, key=["attention_qv", name, "all_linear"].index)
@@ -73,8 +74,6 @@ def study_for_recommendation(
     n_trials: int = 12,
 ) -> dict[str, Any]:
     """The study (as plain data) that searches around the recommendation's hyperparameters."""
-    from advisor.study.spec import known_model_presets
-
     if not Path(model).exists() and model not in known_model_presets():
         raise AdvisorInputError(
             f"the study needs a model the tuner can load locally, and {model!r} is only a shape "
@@ -141,8 +140,6 @@ def write_study_file(path: str | Path, study: dict[str, Any]) -> Path:
     Relative data paths are written relative to the study file's folder, as the loader reads
     them. An invalid study is removed and its errors raised.
     """
-    from advisor.study import load_study
-
     target = Path(path)
     if target.exists():
         raise AdvisorInputError(

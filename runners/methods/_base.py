@@ -1,19 +1,35 @@
 """The method registry: one frozen `Method` entry per fine-tuning method, one shared loop.
 
 Modelled on peft's `register_peft_method`: a closed table keyed by name that rejects duplicates
-and answers unknown names with the list of known ones. A method only says how the base model is
-loaded (`load_kwargs`, e.g. a 4-bit quantisation config) and how it is turned into the model
-that is trained (`prepare`); `runners.train` trains every method the same way.
+and answers unknown names with the list of known ones. The entry is everything advisor knows
+about a method: how the base model is loaded (`load_kwargs`, e.g. a 4-bit quantisation config),
+how it is turned into the model that is trained (`prepare`), which study parameters it takes and
+their defaults (`search`, `defaults`), its default learning rate and optimizer. Study files
+(`advisor.study`) and the recommender (`advisor.decide`) read these entries; `runners.train`
+trains every method the same way. Adding a method is one module and one `register_method`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from runners.config import MethodConfig
 from runners.errors import TrialInputError
+
+LORA_SEARCH = ("r", "lora_alpha", "alpha_ratio", "target_modules", "lora_dropout")
+"""The study parameters of the LoRA family (besides learning_rate, which every method takes)."""
+LORA_DEFAULTS: Mapping[str, Any] = {
+    "r": 8,
+    "alpha_ratio": 2.0,
+    "target_modules": "attention_qv",
+    "lora_dropout": 0.0,
+}
+"""What a LoRA-family study leaves out: alpha = 2 r (the usual heuristic) on q and v."""
+DEFAULT_LEARNING_RATE = 2e-4
+"""The LoRA family's usual starting rate (QLoRA paper: 2e-4 for 7B-13B models)."""
+Family = Literal["lora", "full", "light"]
 
 
 def _no_load_kwargs(cfg: MethodConfig, *, device: str, dtype: Any) -> dict[str, Any]:
@@ -22,6 +38,11 @@ def _no_load_kwargs(cfg: MethodConfig, *, device: str, dtype: Any) -> dict[str, 
 
 def _no_callbacks(model: Any) -> list[Any]:
     return []
+
+
+def adamw(*, cuda: bool) -> str:
+    """Plain AdamW: its fp32 states cost little for an adapter's weights."""
+    return "adamw_torch"
 
 
 @dataclass(frozen=True)
@@ -34,12 +55,31 @@ class Method:
     peft: bool
     """True when training produces a peft adapter (saved with `save_pretrained`)."""
     prepare: Callable[[Any, MethodConfig], Any]
+    family: Family = "lora"
+    """lora: a low-rank adapter of rank r on target modules (what the estimator counts as r x
+    (d_in + d_out) per matrix); full: every weight; light: a few scales or soft-prompt tokens."""
+    search: tuple[str, ...] = LORA_SEARCH
+    """Study parameters the method takes besides learning_rate (`search:` keys in a study)."""
+    defaults: Mapping[str, Any] = field(default_factory=lambda: dict(LORA_DEFAULTS))
+    """Values of `search` parameters that a study leaves out."""
+    learning_rate: float = DEFAULT_LEARNING_RATE
+    """The learning rate of a study that sets none."""
+    optimizer: Callable[..., str] = field(default=adamw)
+    """`optimizer(cuda=...)`: the transformers optimizer of `train.optimizer: auto`."""
     needs_cuda: bool = False
     load_kwargs: Callable[..., dict[str, Any]] = field(default=_no_load_kwargs)
     """`load_kwargs(cfg, device=..., dtype=...)`: extra `from_pretrained` arguments."""
-    uses_target_modules: bool = True
     callbacks: Callable[[Any], list[Any]] = field(default=_no_callbacks)
     """`callbacks(prepared_model)`: extra TrainerCallbacks the shared loop runs for this method."""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.defaults) - set(self.search))
+        if unknown:
+            raise ValueError(f"method {self.name!r}: defaults for {unknown}, not in its search")
+
+    @property
+    def uses_target_modules(self) -> bool:
+        return "target_modules" in self.search
 
 
 METHODS: dict[str, Method] = {}

@@ -20,6 +20,9 @@ FULL = register_method(
         summary="All weights trainable; highest ceiling and memory, no adapter.",
         peft=False,
         prepare=_prepare,
-        uses_target_modules=False,
+        family="full",
+        search=(),
+        defaults={},
+        learning_rate=2e-5,  # 7B-8B instruction models are fully tuned at 1e-5 to 2e-5
     )
 )

@@ -10,8 +10,12 @@ from typing import Any
 
 from runners.config import MethodConfig
 from runners.methods._base import Method, check_target_modules, rank, register_method
+from runners.methods.targets import FEEDFORWARD_MODULES
 
-_FEEDFORWARD = ("gate_proj", "up_proj", "down_proj", "fc1", "fc2", "mlp")
+_FEEDFORWARD = (*FEEDFORWARD_MODULES, "fc1", "fc2", "mlp")
+"""Feed-forward layers by the names of Llama-style and GPT-style models."""
+LIGHT_LEARNING_RATE = 3e-3
+"""A handful of scales or soft-prompt vectors needs a far larger step than adapter matrices."""
 
 
 def _prepare_ia3(model: Any, cfg: MethodConfig, *, max_steps: int = 0) -> Any:
@@ -42,6 +46,10 @@ IA3 = register_method(
         summary="Learned scales on attention keys/values and feed-forward inputs; tiny adapter.",
         peft=True,
         prepare=_prepare_ia3,
+        family="light",
+        search=("target_modules",),
+        defaults={},
+        learning_rate=LIGHT_LEARNING_RATE,
     )
 )
 PROMPT_TUNING = register_method(
@@ -50,6 +58,9 @@ PROMPT_TUNING = register_method(
         summary="Trainable soft-prompt embeddings (r = number of virtual tokens); model frozen.",
         peft=True,
         prepare=_prepare_prompt_tuning,
-        uses_target_modules=False,
+        family="light",
+        search=(),
+        defaults={},
+        learning_rate=LIGHT_LEARNING_RATE,
     )
 )

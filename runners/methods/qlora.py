@@ -4,9 +4,9 @@ Measured here: bitsandbytes 0.50 runs 4-bit layers on CPU with a float32 compute
 does not need CUDA (`needs_cuda=False`); on GPU the compute dtype is the run's weights dtype
 (`Placement.dtype`): bf16 for bf16 runs, fp32 for fp16 runs (their weights stay fp32 and
 autocast runs the dequantised matmul in fp16 anyway). The QLoRA paper's third part, a paged
-8-bit optimizer, is the default `train.optimizer` of a qlora study on CUDA
-(`advisor.study.resolve.default_optimizer`); trl casts the adapter to bf16, which
-`runners.train.trainable_in_run_precision` undoes for runs that are not bf16.
+8-bit optimizer, is the default `train.optimizer` of a qlora study on CUDA (`_optimizer`);
+trl casts the adapter to bf16, which `runners.train.trainable_in_run_precision` undoes for runs
+that are not bf16.
 """
 
 from __future__ import annotations
@@ -43,6 +43,12 @@ def _load_kwargs(cfg: MethodConfig, *, device: str, dtype: Any) -> dict[str, Any
     }
 
 
+def _optimizer(*, cuda: bool) -> str:
+    """Paged 8-bit AdamW on CUDA: 8-bit states, paged to CPU memory when a long batch spikes GPU
+    memory. Paged optimizers need CUDA, so plain AdamW on the CPU."""
+    return "paged_adamw_8bit" if cuda else "adamw_torch"
+
+
 def _prepare(model: Any, cfg: MethodConfig, *, max_steps: int = 0) -> Any:
     from peft import get_peft_model, prepare_model_for_kbit_training
 
@@ -58,5 +64,6 @@ QLORA = register_method(
         peft=True,
         prepare=_prepare,
         load_kwargs=_load_kwargs,
+        optimizer=_optimizer,
     )
 )

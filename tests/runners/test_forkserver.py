@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from advisor import trial_process
-from advisor.trial_process import TrialLimits, run_trial_process
+from advisor.tuning import forkserver as trial_process
+from advisor.tuning.process import TrialLimits, run_trial_process
 
 
 def _server() -> trial_process.ForkServer:

@@ -70,7 +70,7 @@ def test_missing_field_lists_existing_fields(tmp_path: Path) -> None:
 def test_bad_json_line_is_located(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_text('{"prompt": "a", "response": "b"}\n{oops\n', encoding="utf-8")
-    with pytest.raises(TrialInputError, match=r"d\.jsonl:2 is not valid JSON"):
+    with pytest.raises(TrialInputError, match=r"d\.jsonl:2: not valid JSON"):
         load_datasets(_cfg(path, path))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from advisor.trial_process import TrialLimits, run_trial_process
+from advisor.tuning.process import TrialLimits, run_trial_process
 from runners.config import TrialConfig, TrialResult
 from runners.errors import TrialInputError
 

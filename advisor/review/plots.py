@@ -16,12 +16,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from advisor.report import PlotFile, Report
+from optuna.exceptions import ExperimentalWarning
 
-if TYPE_CHECKING:  # pragma: no cover
-    from advisor.records import RecordedStudy
+from advisor.stores.records import RecordedStudy
+
+from .report import PlotFile, Report
 
 
 class SkipPlot(Exception):
@@ -179,14 +180,12 @@ PLOTS: dict[str, Callable[[RecordedStudy, Report], Any]] = {
 def make_plots(recorded: RecordedStudy, report: Report, out_dir: Path) -> list[PlotFile]:
     """Draw every plot of `PLOTS` into `out_dir` as PNG; skipped ones carry their reason."""
     plt = _pyplot()
-    import optuna
-
     out_dir.mkdir(parents=True, exist_ok=True)
     made: list[PlotFile] = []
     for name, draw in PLOTS.items():
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                warnings.simplefilter("ignore", ExperimentalWarning)
                 warnings.simplefilter("ignore", UserWarning)
                 fig = draw(recorded, report)
         except SkipPlot as why:

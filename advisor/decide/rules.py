@@ -3,8 +3,9 @@
 Each `Rule` is one row: a declarative condition on the facts (the task traits plus a few derived
 facts such as `full_fits`), score deltas per method, optional plan contributions, a reason that
 names the CLI option that drove it, and the source it comes from (DOMAIN.md's numbered decision
-rules, which condense the articles in shared/seeds and the papers they cite). `advisor.recommend`
-evaluates every row against the facts and adds up the scores; no code path picks a method by hand.
+rules, which condense the articles in shared/seeds and the papers they cite).
+`advisor.decide.recommend` evaluates every row against the facts and adds up the scores; no code
+path picks a method by hand.
 
 Condition values: a tuple means "one of", `Between` a numeric range, anything else equality.
 Facts available to conditions and reason templates: every `Traits` field, and
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from advisor.estimate import METHODS
+from .estimate import METHODS
 
 TRAINED_WEIGHTS = ("full", "sft", "lora", "qlora", "dora", "adalora")
 """Methods that need the weights; impossible behind a black-box API."""
@@ -272,10 +273,10 @@ class HyperparameterRow:
 
 
 HYPERPARAMETER_SCALE: tuple[HyperparameterRow, ...] = (
-    HyperparameterRow(1_000, 8, "qv", 2e-4, 1e-5, 3),
+    HyperparameterRow(1_000, 8, "attention_qv", 2e-4, 1e-5, 3),
     HyperparameterRow(10_000, 16, "attention", 2e-4, 2e-5, 3),
-    HyperparameterRow(100_000, 32, "all-linear", 1e-4, 2e-5, 2),
-    HyperparameterRow(float("inf"), 64, "all-linear", 1e-4, 1e-5, 1),
+    HyperparameterRow(100_000, 32, "all_linear", 1e-4, 2e-5, 2),
+    HyperparameterRow(float("inf"), 64, "all_linear", 1e-4, 1e-5, 1),
 )
 """Few examples -> small r on q/v only (less overfitting); many -> r 32-64 on all linear layers.
 lora_alpha = 2r (DOMAIN.md heuristic). Learning rates: LoRA 1e-4..2e-4 (QLoRA paper 1e-4/2e-4),

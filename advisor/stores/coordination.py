@@ -17,8 +17,9 @@ One study may be worked on by many processes on many machines (`advisor tune` on
   retry, so the budget counts trials that are not WAITING, minus failed trials that have a retry.
 
 Optuna reaps stale trials only inside `study.optimize()`, whose `ask()` cannot be guarded by a
-lock; `advisor.tune` therefore runs its own loop with these pieces (all public Optuna API:
-`fail_stale_trials`, `record_heartbeat`, the retry callback).
+lock; `advisor.tuning.session` therefore runs its own loop with these pieces, all public Optuna
+API (`fail_stale_trials`, `record_heartbeat`, `get_heartbeat_stale_trial_callback`, the storage's
+trial-id lookup) on the storage the study was opened with, never on the study's private one.
 """
 
 from __future__ import annotations
@@ -29,15 +30,24 @@ import socket
 import threading
 import warnings
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    import optuna
+import optuna
+from optuna.trial import FrozenTrial, TrialState
 
-WORKER_ATTR = "advisor.worker"
-"""Trial user attribute: `host:pid` of the worker process that runs the trial."""
+from . import keys
+
+Storage = optuna.storages.RDBStorage
+
+STATES = {
+    "complete": TrialState.COMPLETE,
+    "pruned": TrialState.PRUNED,
+    "failed": TrialState.FAIL,
+}
+"""advisor's words for the trial states a finished trial is told with."""
 
 
 def worker_id() -> str:
@@ -45,7 +55,8 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (owned by anyone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -55,10 +66,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def rdb(storage: Any) -> Any:
-    """The `RDBStorage` under Optuna's cache wrapper (`study._storage` is a `_CachedStorage`,
-    which has neither the engine nor the heartbeat settings)."""
-    return getattr(storage, "_backend", storage)
+def dead_local(owner: str) -> bool:
+    """Whether `owner` (`host:pid`) names a process of this machine that no longer exists."""
+    host, _, pid = owner.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
 
 
 # -- the ask lock ---------------------------------------------------------------------------------
@@ -70,8 +81,8 @@ def _lock_key(study_name: str) -> int:
     return 0x61647600000000 + zlib.crc32(study_name.encode())
 
 
-def _postgres_lock(storage: Any, study_name: str) -> AskLock:
-    import sqlalchemy
+def _postgres_lock(storage: Storage, study_name: str) -> AskLock:
+    import sqlalchemy  # the PostgreSQL dialect only; Optuna brings it
 
     key = _lock_key(study_name)
 
@@ -88,7 +99,7 @@ def _postgres_lock(storage: Any, study_name: str) -> AskLock:
     return hold
 
 
-def _sqlite_lock(storage: Any, study_name: str) -> AskLock:
+def _sqlite_lock(storage: Storage, study_name: str) -> AskLock:
     import fcntl
 
     database = storage.engine.url.database
@@ -108,32 +119,69 @@ def _sqlite_lock(storage: Any, study_name: str) -> AskLock:
     return hold
 
 
-def _no_lock(storage: Any, study_name: str) -> AskLock:
+def _no_lock(storage: Storage, study_name: str) -> AskLock:
     # Other databases (MySQL, ...): Optuna's own row locking only; budgets may overshoot by one
     # trial per extra worker, and grid studies may repeat a point. Documented in the README.
     return contextlib.nullcontext
 
 
-ASK_LOCKS: Mapping[str, Callable[[Any, str], AskLock]] = {
+ASK_LOCKS: Mapping[str, Callable[[Storage, str], AskLock]] = {
     "postgresql": _postgres_lock,
     "sqlite": _sqlite_lock,
 }
 
 
-def ask_lock(storage: Any, study_name: str) -> AskLock:
+def ask_lock(storage: Storage, study_name: str) -> AskLock:
     """The lock that serialises budget checks and asks on this storage's backend."""
-    storage = rdb(storage)
     engine = getattr(storage, "engine", None)
     dialect = engine.dialect.name if engine is not None else ""
     return ASK_LOCKS.get(dialect, _no_lock)(storage, study_name)
 
 
+# -- asking and telling ---------------------------------------------------------------------------
+def ask(study: optuna.Study) -> optuna.Trial:
+    """A new trial (or the next enqueued one), marked as this worker's; call under `ask_lock`."""
+    with warnings.catch_warnings():
+        # "Heartbeat ... supposed to be used with Study.optimize": this module beats and reaps.
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        trial = study.ask()
+    trial.set_user_attr(keys.WORKER, worker_id())
+    return trial
+
+
+def trial_id(storage: Storage, study_name: str, number: int) -> int:
+    """The storage's id of trial `number` (Optuna keeps `Trial._trial_id` private)."""
+    study_id = storage.get_study_id_from_name(study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
+@contextlib.contextmanager
+def running(study: optuna.Study, storage: Storage, trial: optuna.Trial) -> Iterator[None]:
+    """The block runs the trial under a heartbeat; if it raises (Ctrl-C, SIGTERM, a bug), the
+    trial is told FAIL and retried with the same parameters on the next start."""
+    ident = trial_id(storage, study.study_name, trial.number)
+    with heartbeat(storage, ident):
+        try:
+            yield
+        except BaseException:
+            study.tell(trial, state=TrialState.FAIL)
+            enqueue_retry(study, storage, storage.get_trial(ident))
+            raise
+
+
+def tell(study: optuna.Study, trial: optuna.Trial, state: str, values: Sequence[float]) -> None:
+    """Record a finished trial: `complete` with its objective values, `pruned` or `failed`."""
+    if state == "complete":
+        study.tell(trial, list(values) if len(values) > 1 else values[0])
+    else:
+        study.tell(trial, state=STATES[state])
+
+
 # -- heartbeats, reaping, retries ----------------------------------------------------------------
 @contextlib.contextmanager
-def heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
+def heartbeat(storage: Storage, trial_id: int) -> Iterator[None]:
     """Record the trial's heartbeat now and every `heartbeat_interval` s until the block ends."""
-    storage = rdb(storage)
-    interval = getattr(storage, "heartbeat_interval", None)
+    interval = storage.get_heartbeat_interval()
     if not interval:
         yield
         return
@@ -155,63 +203,53 @@ def heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
         thread.join(timeout=5)
 
 
-def _running(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    import optuna
-
-    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+def running_trials(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
 
 
 def reap_stale(study: optuna.Study) -> list[int]:
     """Fail trials whose worker stopped beating (and enqueue their retries); their numbers."""
-    import optuna
-
-    before = {t.number for t in _running(study)}
+    before = {t.number for t in running_trials(study)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-    return sorted(before - {t.number for t in _running(study)})
+    return sorted(before - {t.number for t in running_trials(study)})
 
 
-def fail_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, *, retry: bool) -> bool:
+def fail_trial(study: optuna.Study, storage: Storage, trial: FrozenTrial, *, retry: bool) -> bool:
     """Mark a RUNNING trial FAIL (and enqueue its retry); False if someone else finished it."""
-    import optuna
-
+    ident = trial_id(storage, study.study_name, trial.number)
     try:
-        changed = study._storage.set_trial_state_values(
-            trial._trial_id, state=optuna.trial.TrialState.FAIL
-        )
+        changed = storage.set_trial_state_values(ident, state=TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
     if changed and retry:
-        enqueue_retry(study, trial)
+        enqueue_retry(study, storage, storage.get_trial(ident))
     return bool(changed)
 
 
-def enqueue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+def enqueue_retry(study: optuna.Study, storage: Storage, trial: FrozenTrial) -> None:
     """Enqueue the same parameters again, through the storage's retry callback (max_retry)."""
-    callback = study._storage.get_heartbeat_stale_trial_callback()
+    callback = storage.get_heartbeat_stale_trial_callback()
     if callback is not None:
-        callback(study, study._storage.get_trial(trial._trial_id))
+        callback(study, trial)
 
 
-def fail_dead_local(study: optuna.Study) -> list[int]:
+def fail_dead_local(study: optuna.Study, storage: Storage) -> list[int]:
     """Fail RUNNING trials whose worker was a process on this machine that no longer exists.
 
     A worker restarted after a kill -9 or a crash need not wait out the heartbeat grace period
     for its own casualties. Trials of live or remote workers are left to heartbeats.
     """
-    host = socket.gethostname()
     failed = []
-    for trial in _running(study):
-        owner = str(trial.user_attrs.get(WORKER_ATTR, ""))
-        name, _, pid = owner.rpartition(":")
-        dead = name == host and pid.isdigit() and not _pid_alive(int(pid))
-        if dead and fail_trial(study, trial, retry=True):
+    for trial in running_trials(study):
+        owner = str(trial.user_attrs.get(keys.WORKER, ""))
+        if dead_local(owner) and fail_trial(study, storage, trial, retry=True):
             failed.append(trial.number)
     return failed
 
 
-def retried_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
+def retried_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
     """Numbers of failed trials that a later trial retries."""
     retried: set[int] = set()
     for trial in trials:
@@ -221,28 +259,40 @@ def retried_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
     return retried
 
 
+@dataclass(frozen=True)
+class Budget:
+    """How much of a study's trial budget is spent: the one count, for workers and the service.
+
+    A trial that failed and was retried is replaced by its retry, so it counts once.
+    """
+
+    used: int
+    """Trials started or finished (not WAITING): what `n_trials` limits."""
+    finished: int
+    """Trials that ended: complete, pruned or failed."""
+
+
+def budget(trials: Sequence[Any]) -> Budget:
+    """The budget spent by these trials (Optuna FrozenTrials)."""
+    retried = retried_numbers(trials)
+    counted = [t for t in trials if not (t.state == TrialState.FAIL and t.number in retried)]
+    return Budget(
+        used=sum(t.state != TrialState.WAITING for t in counted),
+        finished=sum(t.state.is_finished() for t in counted),
+    )
+
+
 def budget_used(study: optuna.Study) -> int:
     """Trials that count against `n_trials`: started or finished, a retried failure once."""
-    import optuna
-
-    trials = study.get_trials(deepcopy=False)
-    retried = retried_numbers(trials)
-    return sum(
-        1
-        for t in trials
-        if t.state != optuna.trial.TrialState.WAITING
-        and not (t.state == optuna.trial.TrialState.FAIL and t.number in retried)
-    )
+    return budget(study.get_trials(deepcopy=False)).used
 
 
 def running_elsewhere(study: optuna.Study) -> bool:
     """Whether trials of other workers are RUNNING (they may still die and need a retry)."""
     me = worker_id()
-    return any(t.user_attrs.get(WORKER_ATTR) != me for t in _running(study))
+    return any(t.user_attrs.get(keys.WORKER) != me for t in running_trials(study))
 
 
 def has_waiting(study: optuna.Study) -> bool:
     """Whether an enqueued trial (a retry, a rerun's fixed parameters) waits to be run."""
-    import optuna
-
-    return bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))

@@ -16,7 +16,17 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 
-from advisor.trials import Terminated
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: handled like Ctrl-C (the running trial ends KILLED), with its own reason."""
+
+    reason = "terminated (SIGTERM)"
+
+
+def stop_reason(stop: BaseException) -> str:
+    """Why a study stopped mid-trial, as recorded on the trial's run."""
+    return getattr(stop, "reason", "interrupted (Ctrl-C)")
+
 
 _lock = threading.Lock()
 _requested: KeyboardInterrupt | None = None

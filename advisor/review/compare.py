@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from advisor.report import Report
+from .report import Report
 
 
 @dataclass

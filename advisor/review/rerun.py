@@ -24,9 +24,13 @@ import yaml
 
 from advisor.errors import AdvisorInputError
 from advisor.provenance import file_sha256, package_versions
-from advisor.records import RecordedStudy, open_recorded_study
-from advisor.tracking import ROLE, STUDY, TRIAL, Stores
-from advisor.trials import TuneObserver, state_of
+from advisor.stores import keys
+from advisor.stores.locations import Stores
+from advisor.stores.records import RecordedStudy, open_recorded_study, state_of
+from advisor.stores.storage import study_names
+from advisor.stores.tracker import run_tags
+from advisor.tuning.entry import tune
+from advisor.tuning.summary import TuneObserver
 
 TOLERANCE = 1e-6
 
@@ -104,24 +108,19 @@ def locate(
         ), None
     except AdvisorInputError as by_name:
         stores = Stores.resolve(tracking_uri=tracking_uri, optuna_url=storage, root=root)
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
-
-        try:
-            run = MlflowClient(stores.tracking_uri).get_run(target)
-        except MlflowException:
+        tags = run_tags(stores.tracking_uri, target)
+        if tags is None:
             raise by_name from None
-        tags = run.data.tags
-        if STUDY not in tags:
+        if keys.STUDY not in tags:
             raise AdvisorInputError(
                 f"MLflow run {target} was not recorded by `advisor tune`",
                 where="STUDY_OR_RUN_ID",
                 fix="give a study name, a study file, or the id of a study or trial run",
             ) from None
         recorded = open_recorded_study(
-            tags[STUDY], storage=storage, tracking_uri=tracking_uri, root=root
+            tags[keys.STUDY], storage=storage, tracking_uri=tracking_uri, root=root
         )
-        trial = int(tags[TRIAL]) if tags.get(ROLE) == "trial" else None
+        trial = int(tags[keys.TRIAL]) if tags.get(keys.ROLE) == "trial" else None
         return recorded, trial
 
 
@@ -133,8 +132,8 @@ def _logged(recorded: RecordedStudy) -> tuple[dict[str, Any], dict[str, Any]]:
             where="STUDY_OR_RUN_ID",
             fix="rerun only studies recorded by `advisor tune`",
         )
-    text = tracker.read_artifact_text(tracker.parent_run_id, "study.yaml")
-    provenance = tracker.read_artifact_text(tracker.parent_run_id, "provenance.json")
+    text = tracker.read_artifact_text(tracker.parent_run_id, keys.STUDY_FILE)
+    provenance = tracker.read_artifact_text(tracker.parent_run_id, keys.PROVENANCE)
     if text is None or provenance is None:
         raise AdvisorInputError(
             f"the parent run of {recorded.name!r} lacks study.yaml or provenance.json",
@@ -163,9 +162,7 @@ def check_data(spec: dict[str, Any], provenance: dict[str, Any]) -> dict[str, tu
 
 
 def _rerun_name(recorded: RecordedStudy) -> str:
-    import optuna
-
-    existing = {s.study_name for s in optuna.get_all_study_summaries(recorded.study._storage)}
+    existing = set(study_names(recorded.storage))
     k = 1
     while f"{recorded.name}-rerun-{k}" in existing:
         k += 1
@@ -189,8 +186,6 @@ def rerun(
     Refuses (AdvisorInputError) when a data file changed since the original run, unless
     `allow_data_change`. `trial` reruns that one trial with its logged parameters.
     """
-    from advisor.tune import tune
-
     recorded, trial_from_run = locate(target, storage=storage, tracking_uri=tracking_uri, root=root)
     trial = trial if trial is not None else trial_from_run
     spec, provenance = _logged(recorded)
@@ -212,7 +207,7 @@ def rerun(
         )
     new_name = name or _rerun_name(recorded)
     # Same stores and MLflow experiment as the original, so both sit side by side in the UI.
-    experiment = recorded.tracker.client.get_experiment(recorded.tracker.experiment_id).name
+    experiment = recorded.tracker.experiment_name
     spec["name"] = new_name
     # Studies logged before data.root existed: their (absolute) data paths were accepted then.
     spec["data"].setdefault(
@@ -238,9 +233,9 @@ def rerun(
             python=python,
             enqueue=enqueue,
             study_tags={
-                "advisor.rerun_of": recorded.tracker.parent_run_id or "",
-                "advisor.rerun_of_study": recorded.name,
-                **({"advisor.rerun_trial": str(trial)} if trial is not None else {}),
+                keys.RERUN_OF: recorded.tracker.parent_run_id or "",
+                keys.RERUN_OF_STUDY: recorded.name,
+                **({keys.RERUN_TRIAL: str(trial)} if trial is not None else {}),
             },
         )
     rerun_study = open_recorded_study(

@@ -46,21 +46,33 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from advisor.errors import AdvisorInputError
-from advisor.shapes import LINEAR_MODULES, ModelShape
+from runners.methods import METHODS as RUNNER_METHODS
+from runners.methods.targets import LINEAR_MODULES, TARGET_MODULE_PRESETS, preset_modules
+
+from .shapes import ModelShape
 
 GB = 1e9
 """Decimal gigabytes, as GPU vendors and LLaMA-Factory's table count them."""
 
 METHODS = ("rag", "full", "sft", "lora", "qlora", "dora", "adalora", "prompt_tuning")
-ADAPTER_METHODS = frozenset({"lora", "qlora", "dora", "adalora"})
-FULL_METHODS = frozenset({"full", "sft"})
+"""What `advisor recommend` ranks: the trainable methods of the runner's registry that it
+estimates, plus retrieval (`rag`, nothing trained) and `sft` (supervised fine-tuning of every
+weight on prompt/response pairs, which trains as the runner's `full`)."""
+TRAINS_AS: dict[str, str | None] = {"rag": None, "sft": "full"}
+"""A candidate that is no runner method: what it trains as (None: nothing is trained)."""
+
+
+def family(candidate: str) -> str | None:
+    """The registry family of what `candidate` trains as: lora, full or light (None: rag)."""
+    trained = TRAINS_AS.get(candidate, candidate)
+    return None if trained is None else RUNNER_METHODS[trained].family
+
+
+ADAPTER_METHODS = frozenset(m for m in METHODS if family(m) == "lora")
+"""The LoRA family: r x (d_in + d_out) trainable weights per adapted matrix."""
+FULL_METHODS = frozenset(m for m in METHODS if family(m) == "full")
 
 Precision = Literal["bf16", "fp32"]
-TARGET_PRESETS: dict[str, tuple[str, ...]] = {
-    "all-linear": LINEAR_MODULES,
-    "attention": ("q_proj", "k_proj", "v_proj", "o_proj"),
-    "qv": ("q_proj", "v_proj"),
-}
 NF4_BYTES = 0.5
 DOUBLE_QUANT_BYTES = 1 / 64 + 4 / (64 * 256)
 ADAPTER_BYTES = 4  # fp32 adapter weights (peft upcasts adapters of a 16-bit base)
@@ -144,16 +156,19 @@ class TimeEstimate:
 
 
 def resolve_targets(target_modules: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """A preset name (`all-linear`, `attention`, `qv`) or module names -> module names."""
+    """A preset name (`all_linear`, `attention`, `attention_qv`, `mlp`; the older spellings
+    `all-linear` and `qv` too) or module names, comma-separated or a list -> module names."""
     if isinstance(target_modules, str):
-        if target_modules in TARGET_PRESETS:
-            return TARGET_PRESETS[target_modules]
+        preset = preset_modules(target_modules)
+        if preset is not None:
+            return preset
         target_modules = [m.strip() for m in target_modules.split(",") if m.strip()]
     unknown = [m for m in target_modules if m not in LINEAR_MODULES]
     if unknown or not target_modules:
         raise AdvisorInputError(
             f"unknown target modules {unknown or target_modules}",
-            fix=f"use {', '.join(TARGET_PRESETS)} or names from {', '.join(LINEAR_MODULES)}",
+            fix=f"use a preset ({', '.join(TARGET_MODULE_PRESETS)}) or names from "
+            f"{', '.join(LINEAR_MODULES)}",
             where="--target-modules",
         )
     return tuple(target_modules)
@@ -196,7 +211,7 @@ def estimate_memory(
     method: str,
     *,
     r: int = 16,
-    target_modules: str | tuple[str, ...] | list[str] = "all-linear",
+    target_modules: str | tuple[str, ...] | list[str] = "all_linear",
     batch_size: int = 1,
     seq_len: int = 512,
     gradient_checkpointing: bool = False,
@@ -353,7 +368,6 @@ __all__ = [
     "FULL_METHODS",
     "GPUS",
     "METHODS",
-    "TARGET_PRESETS",
     "Gpu",
     "MemoryEstimate",
     "TimeEstimate",

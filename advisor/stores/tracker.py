@@ -1,14 +1,15 @@
 """MLflow, owned here: one parent run per study, one child run per trial, one baseline run.
 
-Nothing else in advisor calls MLflow's API. We use `MlflowClient` with explicit run ids rather
-than the fluent `mlflow.start_run` stack: a study's parent run outlives many child runs created
-and finished out of order, and a killed process must not leave an "active run" behind.
+Nothing outside `advisor.stores` calls MLflow's API (beside this module: the model registry in
+`registry.py`, system metrics in `system_metrics.py`). We use `MlflowClient` with explicit run
+ids rather than the fluent `mlflow.start_run` stack: a study's parent run outlives many child
+runs created and finished out of order, and a killed process must not leave an "active run".
 
 Why not optuna-integration's MLflowCallback: it logs only after a trial ends (a killed trial
 gets no run), makes no parent run, and is deprecated (optuna#5148). Here the child run exists
 from the trial's first second, so the eval-loss curve is live in the UI and a crash is visible.
 
-Layout in MLflow (all searchable by tag):
+Layout in MLflow (all searchable by tag; the names are in `advisor.stores.keys`):
     experiment  <study.tracking.experiment or study name>
       run  <study name>            tags advisor.role=study, advisor.study=<name>
         run  baseline              tags advisor.role=baseline, mlflow.parentRunId=<parent>
@@ -21,115 +22,28 @@ import contextlib
 import json
 import logging
 import os
+import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.artifacts import download_artifacts
+from mlflow.entities import Metric
+from mlflow.entities import Param as MlflowParam
+from mlflow.exceptions import MlflowException
 
 from advisor.redact import redact_url
 from runners.config import TrialConfig, TrialResult
 
-ROLE = "advisor.role"
-STUDY = "advisor.study"
-TRIAL = "advisor.trial"
-STATE = "advisor.state"
-PARENT = "mlflow.parentRunId"
+from . import keys
+from .keys import PARENT, ROLE, STATE, STUDY, TRIAL
+from .locations import make_sqlite_parent
+from .system_metrics import system_metrics
 
 # MLflow refuses param values longer than this; long values are truncated with a marker.
 _MAX_PARAM = 6000
-
-
-@dataclass(frozen=True)
-class Stores:
-    """Where a study's records live. Defaults are embedded SQLite files under `mlruns/`."""
-
-    optuna_url: str
-    tracking_uri: str
-    artifact_root: str
-
-    @classmethod
-    def resolve(
-        cls,
-        *,
-        optuna_url: str | None = None,
-        tracking_uri: str | None = None,
-        artifact_root: str | None = None,
-        root: Path | None = None,
-    ) -> Stores:
-        """Fill unset stores with the embedded defaults under `<root>/mlruns/` (root = cwd).
-
-        Paths are made absolute so a trial subprocess or `advisor ui` started elsewhere
-        points at the same files. The folder is created when a store is first opened.
-        """
-        base = (root or Path.cwd()) / "mlruns"
-        if artifact_root is None and tracking_uri and tracking_uri.startswith(("http:", "https:")):
-            artifact_root = ""  # a tracking server stores (or proxies) artifacts itself
-        # Nothing is created here: the SQLite files' folder appears when a store is first
-        # opened, so a command refused before that leaves no empty mlruns/ behind.
-        return cls(
-            optuna_url=optuna_url or f"sqlite:///{(base / 'optuna.db').resolve()}",
-            tracking_uri=tracking_uri or f"sqlite:///{(base / 'mlflow.db').resolve()}",
-            artifact_root=(base / "artifacts").resolve().as_uri()
-            if artifact_root is None
-            else artifact_root,
-        )
-
-
-def make_sqlite_parent(url: str) -> None:
-    """Create the folder of a `sqlite:///` database file (a store's first use)."""
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :].split("?", 1)[0]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-
-
-def check_tracking_reachable(uri: str, timeout_s: float = 10.0) -> None:
-    """Refuse (exit 2) an MLflow store that cannot be reached, before anything is written.
-
-    MLflow retries an unreachable database or server for minutes with backoff; a user who
-    mistyped a host should hear so in seconds, with the password kept out of the message.
-    """
-    from advisor.errors import AdvisorInputError
-    from advisor.redact import redact_text
-
-    def refuse(error: Exception) -> None:
-        raise AdvisorInputError(
-            f"cannot reach the MLflow tracking store {redact_url(uri)!r}: "
-            f"{type(error).__name__}: {redact_text(str(error), uri)[:500]}",
-            where="tracking.uri",
-            fix="start the MLflow server (`mlflow server --backend-store-uri postgresql://...`) "
-            "or fix host, port and credentials; leave it out for the local SQLite store",
-        ) from error
-
-    if uri.startswith(("http://", "https://")):
-        import urllib.request
-        from urllib.parse import urlsplit, urlunsplit
-
-        parts = urlsplit(uri)
-        host = parts.netloc.rsplit("@", 1)[-1]  # credentials go in a header, not the URL
-        health = urlunsplit(parts._replace(netloc=host, path=parts.path.rstrip("/") + "/health"))
-        request = urllib.request.Request(health)
-        if parts.username:
-            import base64
-
-            token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode()
-            request.add_header("Authorization", f"Basic {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout_s):
-                return
-        except Exception as error:
-            refuse(error)
-    elif "://" in uri and not uri.startswith(("sqlite:", "file:")):
-        import sqlalchemy
-
-        try:
-            engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": int(timeout_s)})
-            with engine.connect():
-                pass
-            engine.dispose()
-        except Exception as error:
-            refuse(error)
 
 
 def _quiet_mlflow() -> None:
@@ -138,8 +52,6 @@ def _quiet_mlflow() -> None:
     # With a tracking server MLflow writes "View run ... at: URL" to stdout when a run ends,
     # which would break `--json` output; the runs are linked from the report instead.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    import logging
-
     for name in ("alembic", "mlflow", "mlflow.store.db.utils"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -158,26 +70,6 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
         out[prefix] = str(value)
 
 
-def _only_visible_gpus(monitor: Any) -> None:
-    """Keep the GPUs of CUDA_VISIBLE_DEVICES in MLflow's GPU monitor, in that order.
-
-    NVML lists every GPU of the machine; a worker started with `--gpus 1` trains on GPU 1
-    only, so its trials' runs should show that one, as `gpu_0` (the trial's `cuda:0`). A list
-    of UUIDs or MIG ids cannot be mapped to NVML indices here: then every GPU is kept.
-    """
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is None:
-        return
-    try:
-        indices = [int(part) for part in visible.split(",") if part.strip()]
-    except ValueError:
-        return
-    for part in monitor.monitors:
-        handles = getattr(part, "gpu_handles", None)
-        if handles is not None:
-            part.gpu_handles = [handles[i] for i in indices if 0 <= i < len(handles)]
-
-
 class StudyTracker:
     """Records one study in MLflow. Create it once per `advisor tune` invocation."""
 
@@ -192,8 +84,6 @@ class StudyTracker:
         """`system_metrics_s`: seconds between system samples on trial runs (0: none)."""
         _quiet_mlflow()
         self.system_metrics_s = system_metrics_s
-        from mlflow import MlflowClient
-
         self.tracking_uri = tracking_uri
         make_sqlite_parent(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri)
@@ -206,6 +96,7 @@ class StudyTracker:
             )
         else:
             self.experiment_id = found.experiment_id
+        self.experiment_name = experiment
         self.parent_run_id: str | None = None
         self.study_name: str | None = None
 
@@ -239,36 +130,34 @@ class StudyTracker:
         extra_tags: Mapping[str, str] | None = None,
     ) -> str:
         """Create the study's parent run, or reopen it when the study is being continued."""
-        from mlflow.entities import Param
-
         self.study_name = study_name
         existing = self.find_study_run(study_name)
         if existing is not None:
             self.parent_run_id = existing
             self.client.update_run(existing, status="RUNNING")
-            self.client.set_tag(existing, "advisor.resumed_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
+            self.client.set_tag(existing, keys.RESUMED_AT, time.strftime("%Y-%m-%dT%H:%M:%S"))
             return existing
         tags = {
             ROLE: "study",
             STUDY: study_name,
-            "advisor.spec_hash": spec_hash,
-            "advisor.seed": str(seed),
-            "advisor.optuna_storage": redact_url(optuna_url),
-            "optuna.study_name": study_name,
-            **({"mlflow.source.git.commit": git_commit} if git_commit else {}),
-            **{f"advisor.data_hash.{k}": v for k, v in data_hashes.items()},
+            keys.SPEC_HASH: spec_hash,
+            keys.SEED: str(seed),
+            keys.OPTUNA_STORAGE: redact_url(optuna_url),
+            keys.OPTUNA_STUDY: study_name,
+            **({keys.GIT_COMMIT: git_commit} if git_commit else {}),
+            **{f"{keys.DATA_HASH}{k}": v for k, v in data_hashes.items()},
             **(extra_tags or {}),
         }
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=study_name)
         self.parent_run_id = run.info.run_id
         flat: dict[str, str] = {}
         _flatten("", dict(params or {}), flat)
-        flat.update({f"version.{k}": v for k, v in versions.items()})
+        flat.update({f"{keys.VERSION}{k}": v for k, v in versions.items()})
         self.client.log_batch(
             self.parent_run_id,
-            params=[Param(k, v[:_MAX_PARAM]) for k, v in sorted(flat.items())],
+            params=[MlflowParam(k, v[:_MAX_PARAM]) for k, v in sorted(flat.items())],
         )
-        self.client.log_text(self.parent_run_id, spec_yaml, "study.yaml")
+        self.client.log_text(self.parent_run_id, spec_yaml, keys.STUDY_FILE)
         self.client.log_dict(
             self.parent_run_id,
             {
@@ -279,7 +168,7 @@ class StudyTracker:
                 "versions": dict(versions),
                 "git_commit": git_commit,
             },
-            "provenance.json",
+            keys.PROVENANCE,
         )
         return self.parent_run_id
 
@@ -303,8 +192,6 @@ class StudyTracker:
         baseline: bool = False,
     ) -> str:
         """Open the child run before the trial starts, so a crash still leaves a record."""
-        from mlflow.entities import Param
-
         assert self.parent_run_id is not None, "start_study first"
         name = "baseline" if baseline else f"trial-{trial_number}"
         tags = {
@@ -312,11 +199,11 @@ class StudyTracker:
             ROLE: "baseline" if baseline else "trial",
             STUDY: config.study,
             STATE: "running",
-            "optuna.study_name": config.study,
+            keys.OPTUNA_STUDY: config.study,
         }
         if trial_number is not None:
             tags[TRIAL] = str(trial_number)
-            tags["optuna.trial_number"] = str(trial_number)
+            tags[keys.OPTUNA_TRIAL] = str(trial_number)
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
         run_id = run.info.run_id
         flat: dict[str, str] = {}
@@ -326,63 +213,27 @@ class StudyTracker:
         flat.setdefault("max_steps", str(config.train.max_steps))
         flat.setdefault("batch_size", str(config.train.batch_size))
         flat.setdefault("max_seq_length", str(config.train.max_seq_length))
-        self.client.log_batch(run_id, params=[Param(k, v[:_MAX_PARAM]) for k, v in flat.items()])
-        self.client.log_text(run_id, config.to_json(), "trial_config.json")
+        params_batch = [MlflowParam(k, v[:_MAX_PARAM]) for k, v in flat.items()]
+        self.client.log_batch(run_id, params=params_batch)
+        self.client.log_text(run_id, config.to_json(), keys.TRIAL_CONFIG)
         return run_id
 
-    @contextlib.contextmanager
-    def system_metrics(self, run_id: str) -> Iterator[None]:
-        """Sample the machine into `run_id` while the block runs (a trial process trains).
-
-        MLflow's own SystemMetricsMonitor, started here for the trial's run instead of through
-        `mlflow.start_run(log_system_metrics=True)` (this module uses no fluent runs): a thread
-        that every `system_metrics_s` seconds logs `system/cpu_utilization_percentage`,
-        `system/system_memory_usage_megabytes`, disk and network figures and, when nvidia-ml-py
-        is installed, `system/gpu_N_utilization_percentage` and `system/gpu_N_memory_usage_*`.
-        It samples the whole machine from the worker process: the trial process is its child.
-        Stopped (and flushed) when the block ends, also on an exception or Ctrl-C; a monitor
-        that cannot start is skipped, never failing the trial.
-        """
-        monitor = self._system_monitor(run_id) if self.system_metrics_s > 0 else None
-        if monitor is None:
-            yield
-            return
-        monitor.start()
-        try:
-            yield
-        finally:
-            monitor.finish()
-
-    def _system_monitor(self, run_id: str) -> Any | None:
-        # A GPU that cannot report its power draw makes MLflow warn at every sample; the
-        # metrics it can read are still logged, so keep its warnings off the terminal.
-        logging.getLogger("mlflow.system_metrics").setLevel(logging.ERROR)
-        try:
-            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-
-            monitor = SystemMetricsMonitor(
-                run_id, sampling_interval=self.system_metrics_s, tracking_uri=self.tracking_uri
-            )
-        except Exception:  # psutil missing, an unreadable /proc: the trial runs unmonitored
-            logging.getLogger(__name__).debug("no system metrics for %s", run_id, exc_info=True)
-            return None
-        _only_visible_gpus(monitor)
-        return monitor
+    def system_metrics(self, run_id: str) -> contextlib.AbstractContextManager[None]:
+        """Sample the machine into `run_id` while the block runs (see `system_metrics.py`)."""
+        return system_metrics(
+            run_id, tracking_uri=self.tracking_uri, interval_s=self.system_metrics_s
+        )
 
     def log_metrics(
         self, run_id: str, metrics: Mapping[str, float | None], step: int | None = None
     ) -> None:
         """Log several metrics in one call (one `log_metric` each is 20x slower: mlflow#5269)."""
-        from mlflow.entities import Metric
-
         now = _now_ms()
         batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None]
         if batch:
             self.client.log_batch(run_id, metrics=batch)
 
     def log_curve(self, run_id: str, key: str, points: Iterable[tuple[int, float]]) -> None:
-        from mlflow.entities import Metric
-
         now = _now_ms()
         batch = [Metric(key, float(v), now, int(s)) for s, v in points]
         if batch:
@@ -440,15 +291,15 @@ class StudyTracker:
             self.log_curve(run_id, "eval_loss_curve", result.eval_curve)
         tags = {
             STATE: result.state,
-            "advisor.device": result.device,
-            "advisor.precision": result.precision,
-            **{f"version.{k}": v for k, v in result.versions.items()},
+            keys.DEVICE: result.device,
+            keys.PRECISION: result.precision,
+            **{f"{keys.VERSION}{k}": v for k, v in result.versions.items()},
         }
         if result.error:
-            tags["advisor.error"] = result.error[:5000]
+            tags[keys.ERROR_TAG] = result.error[:5000]
         for key, value in tags.items():
             self.client.set_tag(run_id, key, value)
-        self.client.log_text(run_id, result.to_json(), "trial_result.json")
+        self.client.log_text(run_id, result.to_json(), keys.TRIAL_RESULT)
         for path in files:
             if path.is_dir():
                 self.client.log_artifacts(run_id, str(path), artifact_path=path.name)
@@ -461,7 +312,7 @@ class StudyTracker:
         """Close a run whose trial never returned (Ctrl-C, killed worker, runner crash)."""
         self.client.set_tag(run_id, STATE, "failed")
         if reason:
-            self.client.set_tag(run_id, "advisor.error", reason[:5000])
+            self.client.set_tag(run_id, keys.ERROR_TAG, reason[:5000])
         self.client.set_terminated(run_id, status=status)
 
     # -- lookups ----------------------------------------------------------------------------
@@ -481,7 +332,7 @@ class StudyTracker:
         """The study's completed baseline run and its result, if one was recorded."""
         for run in reversed(self.child_runs("baseline")):
             if run.info.status == "FINISHED" and run.data.tags.get(STATE) == "complete":
-                raw = self._load_json(run.info.run_id, "trial_result.json")
+                raw = self._load_json(run.info.run_id, keys.TRIAL_RESULT)
                 if raw is not None:
                     return run.info.run_id, TrialResult.from_dict(raw)
         return None
@@ -507,10 +358,6 @@ class StudyTracker:
 
     def read_artifact_text(self, run_id: str, artifact: str) -> str | None:
         """The text of one artifact of a run, or None when it was not logged."""
-        import tempfile
-
-        from mlflow.artifacts import download_artifacts
-
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 local = download_artifacts(
@@ -527,6 +374,14 @@ class StudyTracker:
         text = self.read_artifact_text(run_id, artifact)
         return None if text is None else json.loads(text)
 
+    def trial_run(self, study_name: str, number: int) -> str | None:
+        """The run id of trial `number` of `study_name` found by its tags, or None."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{STUDY}` = '{study_name}' and tags.`{TRIAL}` = '{number}'",
+        )
+        return runs[0].info.run_id if runs else None
+
     # -- adapters out: export, try, model registry ------------------------------------------
     def has_artifact(self, run_id: str, path: str) -> bool:
         """Whether `run_id` logged an artifact (file or directory) at `path`."""
@@ -541,41 +396,15 @@ class StudyTracker:
 
     def download_artifact(self, run_id: str, path: str, dst: Path) -> Path:
         """Copy a run's artifact (file or directory) under `dst`; returns the local path."""
-        from mlflow.artifacts import download_artifacts
-
         dst.mkdir(parents=True, exist_ok=True)
         local = download_artifacts(
             run_id=run_id, artifact_path=path, dst_path=str(dst), tracking_uri=self.tracking_uri
         )
         return Path(local)
 
-    def register_adapter(
-        self, run_id: str, model_name: str, tags: Mapping[str, Any] | None = None
-    ) -> str:
-        """Register the run's `adapter/` artifact as a new version of `model_name`.
-
-        The registered model is created on first use; each call adds a version (returned as a
-        string, e.g. "1"). The version points at the artifact where it lies, nothing is copied.
-        """
-        from mlflow.exceptions import MlflowException
-
-        try:
-            self.client.get_registered_model(model_name)
-        except MlflowException:
-            self.client.create_registered_model(
-                model_name, description=f"LoRA-family adapters tuned by advisor ({model_name})"
-            )
-        version = self.client.create_model_version(
-            model_name,
-            source=self.artifact_uri(run_id, "adapter"),
-            run_id=run_id,
-            tags={k: str(v) for k, v in (tags or {}).items()},
-        )
-        return str(version.version)
-
     # -- report: plots on the study's parent run ---------------------------------------------
     def log_artifacts_to_parent(
-        self, paths: Iterable[Path], artifact_path: str = "plots"
+        self, paths: Iterable[Path], artifact_path: str = keys.PLOTS
     ) -> list[str]:
         """Log files on the study's parent run under `artifact_path/` (shown in the MLflow UI).
 
@@ -587,3 +416,12 @@ class StudyTracker:
             self.client.log_artifact(self.parent_run_id, str(path), artifact_path=artifact_path)
             logged.append(f"{artifact_path}/{Path(path).name}")
         return logged
+
+
+def run_tags(tracking_uri: str, run_id: str) -> dict[str, str] | None:
+    """The tags of MLflow run `run_id`, or None when the store has no such run."""
+    _quiet_mlflow()
+    try:
+        return dict(MlflowClient(tracking_uri).get_run(run_id).data.tags)
+    except MlflowException:
+        return None

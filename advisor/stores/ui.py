@@ -28,6 +28,8 @@ from types import TracebackType
 
 from advisor.errors import AdvisorInputError
 
+from .locations import Stores, sqlite_path
+
 # Measured: `mlflow ui --workers 1` answers /health after ~12 s cold on 2 cores (NOTES.md).
 DEFAULT_STARTUP_TIMEOUT_S = 90.0
 # Measured: TERM to the process group stops the server and its workers in 4-9 s.
@@ -54,14 +56,6 @@ def exposure_warning(host: str, port: int) -> str | None:
         f"from other machines on port {port}: anyone who can connect can read and delete runs. "
         "Use the default --host 127.0.0.1 (and an SSH tunnel) unless this network is trusted."
     )
-
-
-def sqlite_path(tracking_uri: str) -> Path | None:
-    """The database file of a `sqlite:///` URI, None for other stores (server, PostgreSQL)."""
-    prefix = "sqlite:///"
-    if not tracking_uri.startswith(prefix):
-        return None
-    return Path(tracking_uri[len(prefix) :].split("?", 1)[0])
 
 
 def check_store(tracking_uri: str) -> None:
@@ -113,21 +107,9 @@ def _url(host: str, port: int) -> str:
 
 
 def project_tracking_uri(root: Path | None = None) -> str:
-    """The project's default MLflow store (`sqlite:///<root>/mlruns/mlflow.db`, root = cwd).
-
-    Resolved through `Stores.resolve`, the one place that defines it; that call creates
-    `mlruns/`, which is removed again when it was not there before (a UI started in the wrong
-    folder should leave nothing behind).
-    """
-    from advisor.tracking import Stores
-
-    folder = (root or Path.cwd()) / "mlruns"
-    existed = folder.exists()
-    uri = Stores.resolve(root=root).tracking_uri
-    if not existed:
-        with contextlib.suppress(OSError):
-            folder.rmdir()
-    return uri
+    """The project's default MLflow store (`sqlite:///<root>/mlruns/mlflow.db`, root = cwd),
+    resolved through `Stores.resolve`, the one place that defines it (it creates nothing)."""
+    return Stores.resolve(root=root).tracking_uri
 
 
 def default_artifact_root(tracking_uri: str) -> str | None:

