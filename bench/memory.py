@@ -366,7 +366,7 @@ def render(records: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "",
         *summary,
         "",
-        "What was learnt and fed back into `advisor/estimate.py` (first run of this benchmark:"
+        "What was learnt and fed back into `advisor/decide/estimate.py` (first run of this bench:"
         " peak RSS predicted 25-47% low for LoRA and QLoRA on SmolLM2). (1) glibc's malloc keeps"
         " freed activations in its heap (its mmap threshold grows to 32 MiB as large blocks are"
         " freed), so RSS before step 2 already holds step 1's activations and the step's"

@@ -2,7 +2,7 @@
 
 Issue goal (CPU, SmolLM2): under 10 s of fixed overhead per trial after the first. Each trial is
 the demo study's configuration (`studies/demo.yaml`; LoRA r=8, alpha 16, all linear layers,
-lr 1e-3) with a few steps, run by `advisor.trial_process.run_trial_process` exactly as `advisor
+lr 1e-3) with a few steps, run by `advisor.tuning.process.run_trial_process` exactly as `advisor
 tune` runs it, and recorded in a throw-away MLflow store the way tune records it (child run
 opened before, a log_batch per training log, metrics + artifacts after). The first trial gets an
 empty model cache (`ADVISOR_CACHE_DIR`), so it converts the GGUF base; the later ones reuse it.

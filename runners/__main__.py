@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None, *, first_parent: int = FIRST_PARENT) -> 
     calm_threads()
     quiet_libraries()
 
-    from runners.config import TrialConfig, TrialResult
+    from runners.config import TrialConfig, TrialResult  # lazy: after calm_threads()
 
     try:
         config = TrialConfig.from_json(config_path.read_text(encoding="utf-8"))
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None, *, first_parent: int = FIRST_PARENT) -> 
             state="failed", metric="unknown", error=f"{type(exc).__name__}: bad trial config {exc}"
         )
     else:
-        from runners.trial import run_trial
+        from runners.trial import run_trial  # lazy: after calm_threads(), as torch may load
 
         result = run_trial(config, _reporter(proto))
     if distributed.is_main():
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None, *, first_parent: int = FIRST_PARENT) -> 
 
 def _reporter(proto: IO[str]) -> Reporter:
     """The protocol on one process; under torchrun rank 0's voice and rank 0's decisions."""
-    from runners.reporting import NullReporter, PipeReporter
+    from runners.reporting import NullReporter, PipeReporter  # lazy: as main's imports
 
     if distributed.world_size() == 1:
         return PipeReporter(out=proto, inp=sys.stdin)

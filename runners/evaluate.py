@@ -15,6 +15,7 @@ from typing import Any
 from runners.config import EvalConfig
 from runners.data import Messages
 from runners.errors import TrialInputError
+from runners.metrics import get_metric
 
 
 @dataclass
@@ -28,8 +29,6 @@ class EvalOutcome:
 
 def metric_for(cfg: EvalConfig) -> Any:
     """The metric object from `runners.metrics`; unknown names are the user's to fix."""
-    from runners.metrics import get_metric
-
     try:
         return get_metric(cfg.metric)
     except ValueError as exc:

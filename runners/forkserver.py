@@ -95,7 +95,7 @@ def _become_trial(request: dict, fds: list[int], server_pid: int, ready: int) ->
     sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - lives as long as we do
     sys.stdout = open(1, "w", encoding="utf-8", buffering=1, closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", encoding="utf-8", buffering=1, closefd=False)  # noqa: SIM115
-    from runners.__main__ import main
+    from runners.__main__ import main  # lazy: imported in the child, after the fork
 
     code = main(list(request["argv"]), first_parent=server_pid)
     sys.stdout.flush()
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     lifeline.die_with_parent(first_parent=FIRST_PARENT, announced=lifeline.announced_parent())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides what Ctrl-C stops
     channel = socket.socket(fileno=int(args[0]))
-    from runners.__main__ import calm_threads, quiet_libraries
+    from runners.__main__ import calm_threads, quiet_libraries  # lazy: the server's own start
 
     calm_threads()
     quiet_libraries()

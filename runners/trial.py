@@ -16,12 +16,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from runners import distributed
+from runners import distributed, forgetting
+from runners.allocator import return_freed_memory
 from runners.config import TrialConfig, TrialResult
 from runners.data import as_dataset, eval_records, training_set
 from runners.errors import TrialInputError
 from runners.evaluate import evaluate_task, metric_for
+from runners.methods import get_method
+from runners.models import load_model_and_tokenizer
 from runners.reporting import NullReporter, Reporter
+from runners.train import eval_loss, resolve_placement, train
 
 VERSIONED = ("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes")
 MB = 1024 * 1024
@@ -136,15 +140,9 @@ def _run(config: TrialConfig, reporter: Reporter, result: TrialResult) -> None:
 
 
 def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> None:
-    from runners.methods import get_method
-    from runners.models import load_model_and_tokenizer
-    from runners.train import eval_loss, resolve_placement, train
-
     placement = resolve_placement(config)
     result.device, result.precision = placement.device, placement.precision
     if placement.device == "cpu":  # before the model's tensors are allocated (opt-in, see there)
-        from runners.allocator import return_freed_memory
-
         return_freed_memory()
     distributed.check_world(placement.device)
     distributed.bind_device(placement.device)
@@ -185,7 +183,7 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
     result.trainable_params, result.total_params = count_params(model)
     if method is None:
         result.trainable_params = 0
-    forgetting = _Forgetting(model, tokenizer, config, result) if _measures(config) else None
+    measuring = _Forgetting(model, tokenizer, config, result) if _measures(config) else None
 
     if method is None:
         reporter.phase("evaluate")
@@ -200,8 +198,8 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
             output_dir=trainer_dir,
         )
     else:
-        if forgetting is not None:
-            forgetting.before_training()
+        if measuring is not None:
+            measuring.before_training()
         reporter.phase("train")
         outcome = train(
             model,
@@ -245,9 +243,9 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
         result.score = result.eval_loss
     result.eval_seconds = time.perf_counter() - started
 
-    if forgetting is not None:
+    if measuring is not None:
         reporter.phase("forgetting")
-        forgetting.after_training(untouched=method is None)
+        measuring.after_training(untouched=method is None)
     if method is not None:
         reporter.phase("save")
         _save(model, method.peft, output_dir, result)
@@ -267,15 +265,11 @@ class _Forgetting:
     """
 
     def __init__(self, model: Any, tokenizer: Any, config: TrialConfig, result: TrialResult):
-        from runners import forgetting
-
         self.model, self.tokenizer, self.cfg, self.result = model, tokenizer, config.eval, result
         self.probes = forgetting.probes_for(model, tokenizer, config.eval)
         self.snapshot: Any = None
 
     def before_training(self) -> None:
-        from runners import forgetting
-
         if forgetting.is_peft(self.model):
             return
         started = time.perf_counter()
@@ -283,8 +277,6 @@ class _Forgetting:
         self.result.forgetting_seconds += time.perf_counter() - started
 
     def after_training(self, *, untouched: bool) -> None:
-        from runners import forgetting
-
         started = time.perf_counter()
         args = (self.model, self.tokenizer, self.probes, self.cfg)
         if untouched:

@@ -123,3 +123,94 @@ def processes_touching(fragment: str) -> list[int]:
         if any(fragment in text for text in texts):
             found.append(int(entry.name))
     return found
+
+
+# -- a data file whose every problem is known: the scan's tests --------------------------
+LONG = "Summarise this text: " + "The quick brown fox jumps over the lazy dog. " * 12
+
+DIRTY = [
+    {"prompt": "List three rivers in Europe.", "response": "The Danube, the Rhine and the Elbe."},
+    {"prompt": "Name the capital of France.", "response": "Paris is the capital of France."},
+    {
+        "prompt": "Explain why the sky is blue during the day.",
+        "response": "Sunlight scatters off air molecules, and blue light scatters the most.",
+    },
+    {
+        "prompt": "Summarise the causes of the First World War in two sentences.",
+        "response": "Alliances, militarism and nationalism made Europe tense. Sarajevo set it off.",
+    },
+    {
+        "prompt": "Compare Python and Java for writing web services.",
+        "response": "Python is quicker to write; Java is faster at run time and more verbose.",
+    },
+    # 6, 7: exact copies of row 1 (the second with extra whitespace)
+    {"prompt": "List three rivers in Europe.", "response": "The Danube, the Rhine and the Elbe."},
+    {"prompt": "List  three rivers in Europe. ", "response": "The Danube, the Rhine and the Elbe."},
+    # 8: a near copy of row 3
+    {
+        "prompt": "Explain why the sky is blue during the day!",
+        "response": "Sunlight scatters off air molecules, and blue light scatters the most.",
+    },
+    # 9-11: German, Chinese, French
+    {
+        "prompt": "Erkläre bitte, warum der Himmel am Tag blau ist und am Abend rot wird.",
+        "response": "Das Sonnenlicht wird an den Molekülen der Luft gestreut.",
+    },
+    {
+        "prompt": "请解释一下为什么白天的天空是蓝色的。",
+        "response": "阳光被空气分子散射，蓝光散射得最多。",
+    },
+    {
+        "prompt": "Explique pourquoi le ciel est bleu pendant la journée.",
+        "response": "La lumière du soleil est diffusée par les molécules de l'air.",
+    },
+    # 12-17: personal data (15: resident IDs with a wrong check character / impossible date;
+    # 16: one Luhn-valid and one Luhn-invalid card number; 17: two addresses and a non-address)
+    {
+        "prompt": "Write a short reply to jane.doe@example.com confirming the meeting on Friday.",
+        "response": "Dear Jane, I confirm our meeting on Friday. Best regards",
+    },
+    {
+        "prompt": "Call the customer back on 13812345678 and text +86 139-1234-5678 as well.",
+        "response": "I called the customer and sent the text message.",
+    },
+    {
+        "prompt": "Check the resident ID 11010519491231002X against the register.",
+        "response": "The ID 44030419900307123X is also on file.",
+    },
+    {
+        "prompt": "Check the resident ID 110105194912310021 against the register.",
+        "response": "The number 110105194902310018 has an impossible birth date.",
+    },
+    {
+        "prompt": "Use the card 4111 1111 1111 1111 to pay for the order.",
+        "response": "The card 4111 1111 1111 1112 was declined.",
+    },
+    {
+        "prompt": "Why does the server 192.168.1.20 not answer pings from 2001:db8::1?",
+        "response": "Version 999.1.1.1 is not an address; check the firewall.",
+    },
+    # 18-20: empty prompt, whitespace response, missing response
+    {"prompt": "", "response": "An answer to nothing."},
+    {"prompt": "Describe a cat.", "response": "   \n"},
+    {"prompt": "Give an example of a prime number."},
+    # 21: long enough to be truncated
+    {"prompt": LONG, "response": "A fox jumps over a dog, again and again."},
+]
+FULL_VALUES = (
+    "jane.doe@example.com",
+    "13812345678",
+    "139-1234-5678",
+    "11010519491231002X",
+    "44030419900307123X",
+    "4111 1111 1111 1111",
+    "192.168.1.20",
+    "2001:db8::1",
+)
+
+
+def write_dirty(folder: Path) -> Path:
+    """The crafted file of `advisor scan`'s tests, whose every finding is known (`DIRTY`)."""
+    from runners.testing import write_jsonl
+
+    return write_jsonl(folder / "dirty.jsonl", DIRTY)

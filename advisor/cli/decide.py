@@ -1,4 +1,4 @@
-"""`advisor recommend` and `advisor estimate`: thin commands over advisor.recommend / .estimate.
+"""`advisor recommend` and `advisor estimate`: thin commands over advisor.decide.
 
 Only typer and rich at module level: `advisor --help` must not pay for the library (or torch).
 """

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from advisor.cli._common import console, err_console, print_json, user_errors
 from advisor.errors import AdvisorInputError
+from advisor.stores import keys
 
 _STUDY_HELP = "A study name (looked up in ./mlruns) or a study file."
 _STORAGE_HELP = "Optuna storage URL (default: sqlite under ./mlruns)."
@@ -132,7 +133,7 @@ def _export_bundle(
 
     with err_console.status("opening the study's tasks") as status:
         tasks = _open(study, storage, tracking_uri, tasks=True)
-        umbrella = next(iter(tasks.values())).study.user_attrs.get("advisor.umbrella", study)
+        umbrella = next(iter(tasks.values())).study.user_attrs.get(keys.UMBRELLA, study)
         result = export_bundle(
             tasks,
             out_dir,

@@ -67,7 +67,7 @@ class Importances:
 
 @dataclass
 class PlotFile:
-    """A PNG written by `advisor.plots`, or the reason it was skipped."""
+    """A PNG written by `advisor.review.plots`, or the reason it was skipped."""
 
     name: str
     path: str | None = None

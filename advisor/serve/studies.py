@@ -142,7 +142,8 @@ class StudyService:
                     raise _conflict(name, final, resolved)
                 return False, self.answer(name)
             os.replace(staged, final)
-            plan.spec_path, plan.spec._source_file = final, str(final)
+            plan.spec_path = final
+            plan.spec.set_source_file(str(final))
             try:
                 prepare(plan, data_report, marks={keys.SERVED: True, keys.BASELINE: "pending"})
             except BaseException:
@@ -219,7 +220,7 @@ class StudyService:
         )
         report = build_report(recorded)
         attrs, trials = frozen.user_attrs, self._trials(name)
-        experiment = attrs.get("advisor.mlflow_experiment_id")
+        experiment = attrs.get(keys.EXPERIMENT_ID)
         best = report.best_trial
         rows = [
             {
@@ -311,8 +312,8 @@ class StudyService:
         return f"{ui.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
 
     def _links(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        experiment = attrs.get("advisor.mlflow_experiment_id")
-        parent = attrs.get("advisor.mlflow_parent_run_id")
+        experiment = attrs.get(keys.EXPERIMENT_ID)
+        parent = attrs.get(keys.PARENT_RUN)
         return {
             "tracking_uri": redact_url(self.stores.tracking_uri),
             "mlflow_experiment_id": experiment,

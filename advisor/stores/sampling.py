@@ -50,7 +50,7 @@ def _grid(params: Sequence[Param], seed: int, n_startup: int) -> optuna.samplers
         """GridSampler without its `study.stop()` on the last point.
 
         That call is only legal inside `study.optimize()`; advisor's worker loop asks and tells
-        (see `advisor.coordination`) and stops by its own budget, capped at the grid's size.
+        (see `advisor.stores.coordination`) and stops by its own budget, capped at the grid's size.
         """
 
         def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:

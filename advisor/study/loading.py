@@ -81,7 +81,7 @@ def load_study(path: str | Path, *, base_dir: str | Path | None = None) -> Study
         error.problems = sorted(problems, key=lambda p: (p[0] or 0, p[1]))  # type: ignore[attr-defined]
         raise error
     assert spec is not None
-    spec._source_file = str(file.resolve())
+    spec.set_source_file(str(file.resolve()))
     return spec
 
 

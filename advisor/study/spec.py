@@ -106,6 +106,11 @@ class StudySpec(Section):
         """The study file this spec was loaded from (None when built in Python)."""
         return self._source_file
 
+    def set_source_file(self, path: str | None) -> None:
+        """Record where the study file lies (it locates line numbers in later errors, and its
+        folder holds the default stores' project)."""
+        self._source_file = path
+
     @property
     def umbrella(self) -> str | None:
         """The multi-task study this spec is one task of (set by `expand_tasks`), else None."""

@@ -42,7 +42,7 @@ def expand_tasks(spec: StudySpec) -> list[StudySpec]:
             one.description = task.description
         if one.tracking.experiment in (None, spec.name):  # the default: the study's name
             one.tracking.experiment = one.name
-        one._source_file = spec.source_file
+        one.set_source_file(spec.source_file)
         one._umbrella, one._task = spec.name, task.name
         specs.append(one)
     return specs

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from runners.config import MethodConfig
 from runners.errors import TrialInputError
+from runners.models import module_names_of
 
 LORA_SEARCH = ("r", "lora_alpha", "alpha_ratio", "target_modules", "lora_dropout")
 """The study parameters of the LoRA family (besides learning_rate, which every method takes)."""
@@ -112,8 +113,6 @@ def check_target_modules(model: Any, cfg: MethodConfig) -> list[str] | None:
     """
     if cfg.target_modules is None:
         return None
-    from runners.models import module_names_of
-
     known = module_names_of(model)
     unknown = [m for m in cfg.target_modules if m not in known]
     if unknown:

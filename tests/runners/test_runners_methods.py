@@ -64,7 +64,7 @@ def test_every_method_prepares_trains_and_saves(
     assert changed, f"{name}: no trainable weight moved in 2 steps"
 
     if method.peft:
-        from peft import PeftModel
+        from peft import PeftModel, get_peft_model_state_dict
 
         model.save_pretrained(tmp_path / "adapter")
         assert any((tmp_path / "adapter").glob("adapter_model.*"))
@@ -75,13 +75,29 @@ def test_every_method_prepares_trains_and_saves(
             **method.load_kwargs(cfg, device="cpu", dtype=torch.float32),
         )
         reloaded = PeftModel.from_pretrained(base, tmp_path / "adapter")
+        # What must hold everywhere: the adapter comes back bit for bit.
+        saved, loaded = get_peft_model_state_dict(model), get_peft_model_state_dict(reloaded)
+        assert saved.keys() == loaded.keys()
+        assert all(torch.equal(saved[k], loaded[k]) for k in saved), f"{name}: adapter changed"
         ids = torch.tensor([[1, 5, 9, 12, 2]])
         model.eval()
         reloaded.eval()
         with torch.no_grad():
-            assert torch.allclose(
-                model(input_ids=ids).logits, reloaded(input_ids=ids).logits, atol=1e-3
-            )
+            trained_logits = model(input_ids=ids).logits
+            reloaded_logits = reloaded(input_ids=ids).logits
+        # An fp32 base reloads exactly, so the logits agree to float rounding. A 4-bit base is
+        # quantised anew, and bitsandbytes' CPU kernels leave the trained model's double-
+        # quantised block scales (8-bit absmax) one step off a fresh quantisation on some CPU
+        # families (measured: absmax +-1, logits 1.8e-3 apart on AMD EPYC): the logits then
+        # agree within one 8-bit step of their own scale, 2**-7 relative.
+        quantised = "quantization_config" in method.load_kwargs(
+            cfg, device="cpu", dtype=torch.float32
+        )
+        scale = float(trained_logits.abs().max())
+        atol = scale * 2**-7 if quantised else 1e-5
+        assert torch.allclose(trained_logits, reloaded_logits, atol=atol, rtol=0), (
+            f"{name}: logits {float((trained_logits - reloaded_logits).abs().max()):.2e} apart"
+        )
 
 
 def test_registry_rejects_duplicates_and_names_known_methods() -> None:

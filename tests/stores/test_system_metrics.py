@@ -1,4 +1,4 @@
-"""System metrics per trial run: MLflow's SystemMetricsMonitor, started by advisor.tracking.
+"""System metrics per trial run: MLflow's SystemMetricsMonitor, started by advisor.stores.
 
 Real monitors, real SQLite stores: the monitor's thread writes while the main thread writes
 too (the pattern of a trial whose eval losses stream in), and a whole `advisor tune --json`

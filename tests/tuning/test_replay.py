@@ -19,7 +19,7 @@ from runners.data import draw_replay, replay_count, training_set
 from runners.errors import TrialInputError
 from runners.testing import write_jsonl
 
-STUDIES = Path(__file__).resolve().parents[1] / "studies"
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
 SYSTEM = "Answer with JSON."
 
 

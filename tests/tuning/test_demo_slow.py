@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from advisor.stores.keys import ROLE
 from advisor.tuning.entry import tune
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "studies" / "demo.yaml"
 
 

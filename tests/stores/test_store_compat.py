@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-FIXTURE = Path(__file__).parent / "fixtures" / "store_0.1.0"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "store_0.1.0"
 RECORDED_AT = "/tmp/advisor-main-store"
 TEXT_SUFFIXES = (".json", ".yaml", ".md", ".html", ".jsonl", ".log")
 

@@ -8,7 +8,7 @@ import pytest
 
 from advisor.study import load_study, search_parameters
 
-STUDIES = sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.yaml"))
+STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.yaml"))
 
 
 def test_there_are_studies():

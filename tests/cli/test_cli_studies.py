@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from advisor.cli import app
 
-DEMO = Path(__file__).resolve().parents[1] / "studies" / "demo.yaml"
+DEMO = Path(__file__).resolve().parents[2] / "studies" / "demo.yaml"
 runner = CliRunner()
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_scan import FULL_VALUES, write_dirty
+from support import FULL_VALUES, write_dirty
 from typer.testing import CliRunner
 
 from advisor.cli import app

@@ -18,7 +18,7 @@ from advisor.study import (
 )
 from runners.config import TrialConfig
 
-DEMO = Path(__file__).resolve().parents[1] / "studies" / "demo.yaml"
+DEMO = Path(__file__).resolve().parents[2] / "studies" / "demo.yaml"
 LLAMA = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 

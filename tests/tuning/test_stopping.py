@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM during tuning are requests, raised at a safe point (advisor.stopping)."""
+"""Ctrl-C and SIGTERM during tuning are requests, raised at a safe point (tuning.stopping)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[1] / "studies" / "data"
+DATA = Path(__file__).resolve().parents[2] / "studies" / "data"
 
 
 def _generator():

@@ -292,7 +292,7 @@ def test_cpu_estimate_within_15_percent_of_a_real_training_process(tmp_path, met
     from runners.testing import build_tiny_llama
 
     model = build_tiny_llama(tmp_path / "tiny")
-    bench = Path(__file__).resolve().parents[1] / "bench" / "memory.py"
+    bench = Path(__file__).resolve().parents[2] / "bench" / "memory.py"
     done = subprocess.run(
         [sys.executable, str(bench), "--child", str(model), method, "4", "64"],
         capture_output=True, text=True, check=True, timeout=300,
