@@ -111,26 +111,24 @@ class RecordedStudy:
         for trial in self.study.get_trials(deepcopy=False):
             if trial.number == number:
                 return trial
-        known = [t.number for t in self.study.get_trials(deepcopy=False)]
-        raise AdvisorInputError(
-            f"study {self.name!r} has no trial {number}",
-            where="--trial",
-            fix=f"one of {known} or 'best'" if known else "run `advisor tune` first",
-        )
+        raise self._no_trial(number)
 
     def trial_run_id(self, number: int) -> str:
-        """The MLflow child run of trial `number`."""
+        """The MLflow child run of trial `number` (its Optuna attribute, else its run's tags)."""
         for trial in self.study.get_trials(deepcopy=False):
             if trial.number == number and keys.RUN_ID in trial.user_attrs:
                 return str(trial.user_attrs[keys.RUN_ID])
         found = self.tracker.trial_run(self.name, number)
-        if found is not None:
-            return found
+        if found is None:
+            raise self._no_trial(number)
+        return found
+
+    def _no_trial(self, number: int) -> AdvisorInputError:
         known = [t.number for t in self.study.get_trials(deepcopy=False)]
-        raise AdvisorInputError(
+        return AdvisorInputError(
             f"study {self.name!r} has no trial {number}",
             where="--trial",
-            fix=f"one of {known}" if known else "run `advisor tune` first",
+            fix=f"one of {known} or 'best'" if known else "run `advisor tune` first",
         )
 
     def best_trial_number(self) -> int:

@@ -126,14 +126,19 @@ class TrialLimits:
     timeout_s: float | None = None
     max_memory_gb: float | None = None
 
+    @property
+    def memory_bytes(self) -> int | None:
+        """The address-space cap in bytes (None: no cap)."""
+        return None if self.max_memory_gb is None else int(self.max_memory_gb * 2**30)
+
     def preexec(self) -> Callable[[], None] | None:
         """Runs in the child before exec: caps its address space (POSIX only).
 
         The cap is per process: under torchrun each rank (and the agent) gets it.
         """
-        if self.max_memory_gb is None:
+        limit = self.memory_bytes
+        if limit is None:
             return None
-        limit = int(self.max_memory_gb * 2**30)
 
         def cap() -> None:
             import resource
@@ -244,8 +249,7 @@ def run_trial_process(
             server = fork_server(python, _child_env(1))
         argv = [str(files.config), str(files.result)]
         if server is not None:
-            memory = int(limits.max_memory_gb * 2**30) if limits.max_memory_gb else None
-            process: Any = server.launch(argv, _child_env(1), log, memory_limit=memory)
+            process: Any = server.launch(argv, _child_env(1), log, memory_limit=limits.memory_bytes)
         else:
             process = subprocess.Popen(
                 [*(command or runner_command(config, python)), *argv],

@@ -182,7 +182,10 @@ def test_bundle_loads_the_base_once_and_switches_adapters_by_task(
         config = json.loads((out / "adapters" / task / "adapter_config.json").read_text())
         assert config["base_model_name_or_path"] == base_dir
         assert manifest["tasks"][task]["facts"]["study"] == f"multi.{task}"
-    assert "load_bundle" in (out / "README.md").read_text()
+    assert "from advisor.export.bundle import load_bundle" in (out / "README.md").read_text()
+    import advisor.bundle  # where bundles exported by 0.1 say load_bundle is
+
+    assert advisor.bundle.load_bundle is load_bundle
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # built, then renamed
 
     bundle = load_bundle(out)
