@@ -1,122 +1,26 @@
-"""Bad input is refused before anything runs or is written: one table, one assertion pattern.
-
-Every case goes through the real CLI (`advisor ...` via typer's CliRunner) in a fresh project
-folder and must: exit with code 2; print a message naming the field or file (with its YAML line
-for study-file cases) and a fix; and leave the project as it was - no `mlruns/`, no Optuna
-study or trial, no MLflow run, no stray file, no trial work directory, nothing in the model
-cache. Passwords in store URLs never appear in the output. No case trains: each must fail first.
-"""
+"""Bad input is refused before anything runs or is written: the study file, data, model and
+stores (the machinery and what each row must hold: `bad_input.py`)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import struct
-import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
+from bad_input import (
+    CORRUPT_GGUF,
+    GOOD_RECORD,
+    SECRET,
+    STUDY,
+    Bad,
+    bad,
+    check_refused,
+    other_space_study,
+    symlink_outside,
+    write,
+)
 from typer.testing import CliRunner
 
 from advisor.cli import app
-from runners.testing import toy_dataset, write_jsonl
-
-STUDY = """\
-name: s
-seed: 5
-model: {source: '{model}'}
-data:
-  train: train.jsonl
-  eval: eval.jsonl
-metric: json_match
-method: lora
-search:
-  r: [2, 4]
-  alpha_ratio: 2
-  target_modules: [attention_qv, all_linear]
-  learning_rate: {low: 1.0e-3, high: 1.0e-2, log: true}
-train: {max_steps: 4, batch_size: 2, max_seq_length: 64, eval_steps: 2}
-eval: {max_new_tokens: 6, batch_size: 4, samples_to_log: 2}
-optuna: {sampler: random, pruner: none, n_trials: 2}
-"""
-"""The valid base study (its line numbers are the ones the cases expect); cases edit lines."""
-
-SECRET = "s3cr3t-pw"
-"""A password in store URLs, and the content of the file outside the data root."""
-
-
-@dataclass(frozen=True)
-class Bad:
-    """One malformed input and what the refusal must say."""
-
-    expect: tuple[str, ...]
-    """Substrings of the output (whitespace collapsed): the field or file, its line, the fix."""
-    edit: dict[str, str] = field(default_factory=dict)
-    """Replacements in the base study text (`{model}` and `{outside}` are filled in)."""
-    args: tuple[str, ...] = ("tune", "s.yaml")
-    prepare: Callable[[Path], None] | None = None
-    """Writes extra files into the project folder before the snapshot is taken."""
-
-
-# --- files the cases prepare ------------------------------------------------------------------
-
-
-def _write(name: str, content: str | bytes) -> Callable[[Path], None]:
-    def prepare(project: Path) -> None:
-        path = project / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
-
-    return prepare
-
-
-def _symlink_outside(project: Path) -> None:
-    (project / "link.jsonl").symlink_to(project.parent / "outside" / "secret.jsonl")
-
-
-def _other_space_study(project: Path) -> None:
-    """A study named like the file's, in the default store, over another space (r: 16/32)."""
-    import optuna
-    from optuna.distributions import CategoricalDistribution
-
-    (project / "mlruns").mkdir()
-    storage = optuna.storages.RDBStorage(f"sqlite:///{project / 'mlruns' / 'optuna.db'}")
-    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
-    study.add_trial(
-        optuna.trial.create_trial(
-            params={"r": 16},
-            distributions={"r": CategoricalDistribution([16, 32])},
-            value=0.5,
-        )
-    )
-    storage.engine.dispose()  # close the SQLite file before the snapshot
-
-
-GOOD_RECORD = '{"prompt": "p", "response": "r"}\n'
-CORRUPT_GGUF = b"GGUF" + struct.pack("<IQQ", 3, 1, 2**62) + b"\x00" * 64
-"""A GGUF magic and version, then a key count no file could hold."""
-
-
-def bad(
-    *expect: str,
-    id: str,
-    edit: dict[str, str] | None = None,
-    args: tuple[str, ...] = ("tune", "s.yaml"),
-    prepare: Callable[[Path], None] | None = None,
-    waits_for: str | None = None,
-) -> Any:
-    """One row of the table; `waits_for` names the fix outside this suite a row still needs
-    (a strict xfail: the row fails loudly once that fix lands, so the mark gets removed)."""
-    marks = [pytest.mark.xfail(reason=waits_for, strict=True)] if waits_for else []
-    return pytest.param(Bad(expect, edit or {}, args, prepare), id=id, marks=marks)
-
 
 CASES = [
     # --- the study file: YAML, unknown keys, types ---------------------------------------
@@ -130,14 +34,14 @@ CASES = [
         "s.yaml:1:",
         "must be a mapping",
         "studies/demo.yaml",
-        prepare=_write("s.yaml", "- a\n"),
+        prepare=write("s.yaml", "- a\n"),
         id="yaml-not-a-mapping",
     ),
     bad(
         "s.yaml:1:",
         "not UTF-8",
         "iconv",
-        prepare=_write("s.yaml", b"name: caf\xe9\n"),
+        prepare=write("s.yaml", b"name: caf\xe9\n"),
         id="study-not-utf8",
     ),
     bad(
@@ -276,7 +180,7 @@ CASES = [
         "s.yaml:5: data.train:",
         "train.jsonl holds no records",
         "add examples",
-        prepare=_write("train.jsonl", ""),
+        prepare=write("train.jsonl", ""),
         id="empty-data-file",
     ),
     bad(
@@ -284,28 +188,28 @@ CASES = [
         "eval.jsonl:2: not UTF-8",
         "byte 0xe9",
         "iconv",
-        prepare=_write("eval.jsonl", GOOD_RECORD.encode() + b'{"prompt": "caf\xe9"}\n'),
+        prepare=write("eval.jsonl", GOOD_RECORD.encode() + b'{"prompt": "caf\xe9"}\n'),
         id="data-not-utf8",
     ),
     bad(
         "s.yaml:5: data.train:",
         "train.jsonl:3: not valid JSON",
         "one JSON object per line",
-        prepare=_write("train.jsonl", GOOD_RECORD * 2 + "{broken\n"),
+        prepare=write("train.jsonl", GOOD_RECORD * 2 + "{broken\n"),
         id="data-invalid-json-line",
     ),
     bad(
         "s.yaml:5: data.train:",
         "train.jsonl:3: the record lacks the field(s) ['response']",
         "add 'response' to every record",
-        prepare=_write("train.jsonl", GOOD_RECORD * 2 + '{"prompt": "p"}\n' + GOOD_RECORD),
+        prepare=write("train.jsonl", GOOD_RECORD * 2 + '{"prompt": "p"}\n' + GOOD_RECORD),
         id="data-row-missing-response",
     ),
     bad(
         "data:",
         "personal data in train.jsonl row 3 (email)",
         "data.allow_pii: true",
-        prepare=_write(
+        prepare=write(
             "train.jsonl",
             GOOD_RECORD * 2 + '{"prompt": "mail jane.doe@example.com", "response": "r"}\n',
         ),
@@ -322,7 +226,7 @@ CASES = [
         "s.yaml:5: data.train:",
         "train.csv:3: the row has no cell for ['response']",
         edit={"train: train.jsonl": "train: train.csv"},
-        prepare=_write("train.csv", "prompt,response\np,r\nonly-a-prompt\n"),
+        prepare=write("train.csv", "prompt,response\np,r\nonly-a-prompt\n"),
         id="data-csv-short-row",
     ),
     # --- paths that leave their roots -------------------------------------------------------
@@ -337,7 +241,7 @@ CASES = [
         "s.yaml:5: data.train:",
         "secret.jsonl, outside the data root",
         edit={"train: train.jsonl": "train: link.jsonl"},
-        prepare=_symlink_outside,
+        prepare=symlink_outside,
         id="data-symlink-escapes-root",
     ),
     bad(
@@ -384,7 +288,7 @@ CASES = [
         "not a readable GGUF file",
         "start with the bytes 'GGUF'",
         edit={"'{model}'": "x.gguf"},
-        prepare=_write("x.gguf", b"\x00garbage, not a model" * 40),
+        prepare=write("x.gguf", b"\x00garbage, not a model" * 40),
         id="gguf-garbage",
     ),
     bad(
@@ -392,7 +296,7 @@ CASES = [
         "truncated or corrupt GGUF header",
         "intact GGUF",
         edit={"'{model}'": "x.gguf"},
-        prepare=_write("x.gguf", CORRUPT_GGUF),
+        prepare=write("x.gguf", CORRUPT_GGUF),
         id="gguf-corrupt-header",
     ),
     bad(
@@ -400,7 +304,7 @@ CASES = [
         "cannot read the model config",
         "intact Hugging Face",
         edit={"'{model}'": "models"},
-        prepare=_write("models/config.json", "{not json"),
+        prepare=write("models/config.json", "{not json"),
         id="model-config-corrupt",
     ),
     bad(
@@ -408,7 +312,7 @@ CASES = [
         "cannot read model shape",
         "truncated or corrupt GGUF header",
         args=("estimate", "--model", "x.gguf", "--method", "lora"),
-        prepare=_write("x.gguf", CORRUPT_GGUF),
+        prepare=write("x.gguf", CORRUPT_GGUF),
         id="estimate-corrupt-gguf",
     ),
     # --- stores -----------------------------------------------------------------------------
@@ -416,7 +320,7 @@ CASES = [
         "search",
         "already exists in the storage with another search space",
         "new name",
-        prepare=_other_space_study,
+        prepare=other_space_study,
         id="duplicate-study-name-other-space",
     ),
     bad(
@@ -478,68 +382,11 @@ CASES = [
 ]
 
 
-def _snapshot(folder: Path) -> dict[str, str]:
-    """Every path under `folder` with a digest of its content (folders and links by kind)."""
-    found = {}
-    for path in sorted(folder.rglob("*")):
-        key = str(path.relative_to(folder))
-        if path.is_symlink():
-            found[key] = f"link:{os.readlink(path)}"
-        elif path.is_dir():
-            found[key] = "dir"
-        else:
-            found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
-
-
-def _plain(output: str) -> str:
-    """Output with rich's box characters dropped and whitespace collapsed (wrapping varies)."""
-    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", output).split())
-
-
-@pytest.fixture
-def project(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty project folder (the cwd) with toy data; a secret file lies next to it."""
-    folder = tmp_path / "project"
-    write_jsonl(folder / "train.jsonl", toy_dataset(8, seed=1))
-    write_jsonl(folder / "eval.jsonl", toy_dataset(4, seed=2))
-    (tmp_path / "outside").mkdir()
-    (tmp_path / "outside" / "secret.jsonl").write_text(
-        f'{{"prompt": "{SECRET}", "response": "{SECRET}"}}\n'
-    )
-    for name in ("scratch", "cache"):
-        (tmp_path / name).mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "scratch"))  # trial work dirs
-    monkeypatch.setenv("ADVISOR_CACHE_DIR", str(tmp_path / "cache"))  # GGUF conversions
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.chdir(folder)
-    return folder
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input_is_refused_with_exit_2_a_located_fix_and_nothing_written(
     case: Bad, project: Path, tiny_model: Path
 ) -> None:
-    text = STUDY
-    for old, new in case.edit.items():
-        assert old in text, f"edit target {old!r} is not in the base study"
-        text = text.replace(old, new)
-    outside = project.parent / "outside"
-    study = text.replace("{model}", str(tiny_model)).replace("{outside}", str(outside))
-    (project / "s.yaml").write_text(study, encoding="utf-8")
-    if case.prepare is not None:
-        case.prepare(project)
-    before = _snapshot(project.parent)
-
-    result = CliRunner().invoke(app, list(case.args))
-
-    output = _plain(result.output)
-    assert result.exit_code == 2, f"exit {result.exit_code}: {result.output}"
-    for needle in case.expect:
-        assert needle in output, f"{needle!r} missing from: {output}"
-    assert "fix" in output or "--help" in output, output
-    assert SECRET not in result.output
-    assert _snapshot(project.parent) == before, "the refused command wrote something"
+    check_refused(case, project, tiny_model)
 
 
 def test_the_base_study_is_valid(project: Path, tiny_model: Path) -> None:
