@@ -7,7 +7,8 @@ line, blank lines skipped); `.csv` has a header row. A CSV row with fewer cells 
 reads with None for the missing cells: the validator refuses it, the scan reports it as empty.
 
 Files are parsed here rather than through `datasets.load_dataset` so errors name the line, and
-nothing is written to a shared cache by concurrent trials.
+nothing is written to a shared cache by concurrent trials. A JSON row is parsed within bounds
+(`runners.jsonsafe`): nesting past 64 levels or a number like 1e400 is an error naming the line.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from runners import jsonsafe
 from runners.errors import TrialInputError
 
 SUFFIXES: dict[str, str] = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}
@@ -92,7 +94,7 @@ def _jsonl_records(path: Path, text: str, *, where: str) -> list[Record]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = jsonsafe.loads(line)
         except json.JSONDecodeError as error:
             hint = " (a JSON array? write one object per line)" if line.lstrip()[:1] == "[" else ""
             raise DataFileError(
@@ -100,6 +102,15 @@ def _jsonl_records(path: Path, text: str, *, where: str) -> list[Record]:
                 number,
                 f"not valid JSON: {error.msg}{hint}",
                 fix="write one JSON object per line",
+                where=where,
+            ) from None
+        except jsonsafe.UnsafeJson as error:
+            raise DataFileError(
+                path,
+                number,
+                f"a JSON row advisor does not read: {error}",
+                fix="flatten the row (a prompt and a response are plain strings) and write "
+                "numbers within range",
                 where=where,
             ) from None
         if not isinstance(record, dict):

@@ -23,12 +23,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import yaml
 from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 
 from advisor.directions import best
 from advisor.stores import keys
 from advisor.stores.records import RecordedStudy, open_recorded_study, trial_record
+from advisor.study import yamlsafe
 from advisor.study.sections import COST_OBJECTIVES
 
 from . import plots
@@ -140,7 +140,7 @@ def _study_settings(recorded: RecordedStudy) -> tuple[str | None, dict[str, Any]
 
 def _logged_spec(recorded: RecordedStudy) -> dict[str, Any] | None:
     text = recorded.tracker.read_artifact_text(recorded.tracker.parent_run_id, keys.STUDY_FILE)
-    loaded = yaml.safe_load(text) if text else None
+    loaded = yamlsafe.load(text)[1] if text else None
     return loaded if isinstance(loaded, dict) else None
 
 

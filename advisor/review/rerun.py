@@ -29,6 +29,7 @@ from advisor.stores.locations import Stores
 from advisor.stores.records import RecordedStudy, open_recorded_study, state_of
 from advisor.stores.storage import study_names
 from advisor.stores.tracker import run_tags
+from advisor.study import yamlsafe
 from advisor.tuning.entry import tune
 from advisor.tuning.summary import TuneObserver
 
@@ -140,7 +141,7 @@ def _logged(recorded: RecordedStudy) -> tuple[dict[str, Any], dict[str, Any]]:
             where="STUDY_OR_RUN_ID",
             fix="the study was not recorded completely; tune it again instead",
         )
-    return yaml.safe_load(text), json.loads(provenance)
+    return yamlsafe.load(text)[1], json.loads(provenance)
 
 
 def check_data(spec: dict[str, Any], provenance: dict[str, Any]) -> dict[str, tuple[str, str]]:

@@ -31,7 +31,7 @@ from advisor.redact import redact_url
 from advisor.scan.gate import check_study_data
 from advisor.stores import keys
 from advisor.stores.locations import Stores, sqlite_path
-from advisor.study import check_model_modules, dump_resolved, load_study
+from advisor.study import check_model_modules, dump_resolved, load_study, yamlsafe
 from advisor.study.files import resolve_against
 from advisor.study.loading import locate
 from advisor.study.sections import known_model_presets
@@ -86,9 +86,8 @@ class StudyService:
     def _validate(self, draft: Path, text: str) -> tuple[Any, Any]:
         """The loaded spec and its data scan, or ServiceError with every problem found."""
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError:
+            node, raw = yamlsafe.load(text)
+        except (yaml.YAMLError, yamlsafe.YamlRefused):
             node = raw = None  # load_study reports it, with its line
         if isinstance(raw, dict):
             refused = self._path_problems(raw, node)
@@ -421,8 +420,8 @@ def _conflict(name: str, final: Path, resolved: str) -> StudyConflict:
     """409 naming what differs from the stored study file (when the service wrote one)."""
     differs = ""
     if final.is_file():
-        old = yaml.safe_load(final.read_text(encoding="utf-8")) or {}
-        new = yaml.safe_load(resolved) or {}
+        old = yamlsafe.load(final.read_text(encoding="utf-8"))[1] or {}
+        new = yamlsafe.load(resolved)[1] or {}
         keys = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
         differs = f" (it differs in: {', '.join(keys)})" if keys else ""
     return StudyConflict(

@@ -4,7 +4,8 @@
 `AdvisorInputError`, each as `FILE:LINE: a.b.c: message (fix: ...)`: the schema (pydantic), the
 rules across sections (collected through the validation context) and the files on disk (data read
 whole, model and GGUF headers, paths that leave their roots: `files.py`). The line comes from
-`yaml.compose` nodes, walked along pydantic's error location.
+`yaml` nodes (`yamlsafe.load`, which bounds the document), walked along pydantic's error
+location.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from runners.config import ModelRef
 from runners.errors import TrialInputError
 from runners.models import linear_module_names
 
+from . import yamlsafe
 from .files import file_problems
 from .presets import closest, resolve_target_modules
 from .space import SEARCH_TAGS
@@ -42,8 +44,13 @@ def load_study(path: str | Path, *, base_dir: str | Path | None = None) -> Study
     file = Path(path)
     text = _read_study_text(file)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        root, raw = yamlsafe.load(text)
+    except yamlsafe.YamlRefused as error:
+        raise AdvisorInputError(
+            f"{file}:{error.line or 1}: {error.message}",
+            fix="write each key once, and no anchors that multiply the document "
+            "(`advisor schema` lists what a study holds)",
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -270,8 +277,8 @@ def _compose(source_file: str | None) -> yaml.Node | None:
     if not source_file:
         return None
     try:
-        return yaml.compose(Path(source_file).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except (OSError, yaml.YAMLError):
+        return yamlsafe.load(Path(source_file).read_text(encoding="utf-8"))[0]
+    except (OSError, yaml.YAMLError, yamlsafe.YamlRefused):
         return None
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from . import yamlsafe
 from .spec import StudySpec, task_view
 
 
@@ -55,7 +56,7 @@ def declares_tasks(study_file: str | Path) -> bool:
     loader then reports what is wrong with it.
     """
     try:
-        raw = yaml.safe_load(Path(study_file).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raw = yamlsafe.load(Path(study_file).read_text(encoding="utf-8"))[1]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, yamlsafe.YamlRefused):
         return False
     return isinstance(raw, dict) and bool(raw.get("tasks"))
