@@ -25,7 +25,7 @@ from advisor.redact import redact_text, redact_url
 from advisor.study.space import Param
 
 from . import keys
-from .locations import make_sqlite_parent
+from .creation import creating
 from .sampling import space_signature
 
 HEARTBEAT_SECONDS = 30
@@ -43,14 +43,15 @@ def make_storage(
     """An RDB storage with heartbeats and retries; SQLite files and PostgreSQL URLs alike.
 
     A trial whose worker stops beating for `grace_period` s is failed by the next worker that
-    asks, and retried with the same parameters up to `max_retry` times.
+    asks, and retried with the same parameters up to `max_retry` times. An embedded SQLite
+    store is opened (and created) by one process at a time (`creation.creating`).
     """
     _quiet_optuna()
-    make_sqlite_parent(url)
     attempts = 8
     for attempt in range(attempts):
         try:
-            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+            with creating(url), warnings.catch_warnings():
+                # heartbeats are "experimental" since Optuna 2.9
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
                     url,
@@ -61,6 +62,8 @@ def make_storage(
                     ),
                     engine_kwargs=_engine_kwargs(url),
                 )
+        except AdvisorInputError:  # a half-built store, named by `creating`
+            raise
         except Exception as error:  # bad URL, unreachable server, missing driver
             if _lost_schema_race(error) and attempt < attempts - 1:
                 time.sleep(0.5 + attempt * 0.5)  # the other process is creating the tables

@@ -38,8 +38,8 @@ from advisor.redact import redact_url
 from runners.config import TrialConfig, TrialResult
 
 from . import keys
+from .creation import creating
 from .keys import PARENT, ROLE, STATE, STUDY, TRIAL
-from .locations import make_sqlite_parent
 from .system_metrics import system_metrics
 
 # MLflow refuses param values longer than this; long values are truncated with a marker.
@@ -85,20 +85,30 @@ class StudyTracker:
         _quiet_mlflow()
         self.system_metrics_s = system_metrics_s
         self.tracking_uri = tracking_uri
-        make_sqlite_parent(tracking_uri)
-        self.client = MlflowClient(tracking_uri=tracking_uri)
-        found = self.client.get_experiment_by_name(experiment)
-        if found is None:
-            # With a tracking server and no artifact root, the server decides (it may proxy).
-            location = f"{artifact_root.rstrip('/')}/{experiment}" if artifact_root else None
-            self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=location
-            )
-        else:
-            self.experiment_id = found.experiment_id
+        # MLflow creates (and migrates) an embedded store when its client is made: one process
+        # at a time, and never over a store left half-built.
+        with creating(tracking_uri):
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+            self.experiment_id = self._experiment(experiment, artifact_root)
         self.experiment_name = experiment
         self.parent_run_id: str | None = None
         self.study_name: str | None = None
+
+    def _experiment(self, name: str, artifact_root: str) -> str:
+        """The experiment's id, created on first use (by one process: a second one that lost
+        the race on a server store finds the experiment the first made)."""
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        # With a tracking server and no artifact root, the server decides (it may proxy).
+        location = f"{artifact_root.rstrip('/')}/{name}" if artifact_root else None
+        try:
+            return str(self.client.create_experiment(name, artifact_location=location))
+        except MlflowException:
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
 
     # -- the study (parent run) -------------------------------------------------------------
     def find_study_run(self, study_name: str) -> str | None:
@@ -422,6 +432,8 @@ def run_tags(tracking_uri: str, run_id: str) -> dict[str, str] | None:
     """The tags of MLflow run `run_id`, or None when the store has no such run."""
     _quiet_mlflow()
     try:
-        return dict(MlflowClient(tracking_uri).get_run(run_id).data.tags)
+        with creating(tracking_uri):
+            client = MlflowClient(tracking_uri)
+        return dict(client.get_run(run_id).data.tags)
     except MlflowException:
         return None
