@@ -205,14 +205,23 @@ def tune_command(
     gpus: str | None = GPUS,
     as_json: bool = AS_JSON,
     keep_workdirs: bool = KEEP,
+    continue_changed: bool = typer.Option(
+        False,
+        "--continue-changed",
+        help="Continue a study whose file changed since it started (a changed file is refused "
+        "otherwise): its new trials are then not comparable with the earlier ones.",
+    ),
 ) -> None:
     """Run (or continue) a study: each trial trains in its own process, logged to MLflow.
 
     With no stores configured, Optuna and MLflow write SQLite files under ./mlruns/. Re-running
-    the same command continues the study without repeating finished trials. Ctrl-C or SIGTERM
-    stops the running trial (recorded KILLED, retried on the next start). To train on several
-    GPUs or machines, start the study here with a shared --storage, then `advisor worker`.
-    A study with `tasks` tunes each task in turn, as its own study `<study>.<task>`.
+    the same command continues the study without repeating finished trials; a study file that
+    changed in between (other steps, data, search space) is refused, showing what differs,
+    unless --continue-changed. A second `tune` of a study that is running joins it as a
+    worker. Ctrl-C or SIGTERM stops the running trial (recorded KILLED, retried on the next
+    start). To train on several GPUs or machines, start the study here with a shared --storage,
+    then `advisor worker`. A study with `tasks` tunes each task in turn, as its own study
+    `<study>.<task>`.
     """
     from advisor.study.tasks import declares_tasks  # lazy: keeps pydantic off `advisor --help`
     from advisor.tuning.entry import tune, tune_tasks  # lazy: Optuna, MLflow
@@ -225,6 +234,7 @@ def tune_command(
             keep_workdirs=keep_workdirs,
             storage=storage,
             tracking_uri=tracking_uri,
+            continue_changed=continue_changed,
         ),
         gpus,
         as_json,

@@ -315,6 +315,12 @@ def spec_hash(spec: StudySpec) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def spec_content(spec: StudySpec) -> dict[str, Any]:
+    """What `spec_hash` fingerprints, as a mapping: stored with a study so that a changed study
+    file can be shown what it changes (paths relative to the study file, as hashed)."""
+    return _portable(spec)
+
+
 def dump_resolved(spec: StudySpec) -> str:
     """YAML of the fully defaulted spec with absolute paths: the MLflow artifact, rerunnable."""
     header = f"# resolved study {spec.name!r}, spec_hash {spec_hash(spec)}\n"

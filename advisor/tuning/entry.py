@@ -26,15 +26,20 @@ from advisor.redact import redact_url
 from advisor.scan import scan_metrics, write_report_files
 from advisor.scan.gate import check_study_data, describe_pii
 from advisor.stores import keys
+from advisor.stores.coordination import ask_lock, worker_id
+from advisor.stores.creation import check_stores
+from advisor.stores.creation import exists as store_exists
 from advisor.stores.locations import check_tracking_reachable
 from advisor.stores.records import task_markers
 from advisor.stores.sampling import grid_size
 from advisor.stores.storage import check_same_space, load_study, open_study
 from advisor.stores.tracker import StudyTracker
 from advisor.study import load_study as load_study_file
+from advisor.study.loading import spec_content
 from advisor.study.spec import StudySpec
 from advisor.study.tasks import expand_tasks
 
+from . import joining
 from .plan import StudyPlan
 from .session import Session
 from .summary import NullObserver, TaskSummaries, TuneObserver, TuneSummary
@@ -52,15 +57,19 @@ def tune(
     study_tags: Mapping[str, str] | None = None,
     storage: str | None = None,
     tracking_uri: str | None = None,
+    continue_changed: bool = False,
 ) -> TuneSummary:
     """Run (or continue) the study declared in `study_file`; return its summary.
 
     This is the coordinator: it creates the Optuna study and the MLflow parent run (or reopens
     them), evaluates the untuned baseline once, then works on trials like any `work()` process
     until the study has `n_trials` trials. Re-running continues the study: finished trials are
-    not repeated. Ctrl-C (or SIGTERM) stops the running trial, records it FAIL in Optuna (it is
-    retried with the same parameters on the next start) and KILLED in MLflow, closes the parent
-    run and re-raises KeyboardInterrupt.
+    not repeated; a study file that changes the stored study is refused, showing what differs,
+    unless `continue_changed`. While another `tune` of the same study runs, this one joins it
+    as a worker (its own sampler seed, the same budget) instead of coordinating it twice.
+    Ctrl-C (or SIGTERM) stops the running trial, records it FAIL in Optuna (it is retried with
+    the same parameters on the next start) and KILLED in MLflow, closes the parent run and
+    re-raises KeyboardInterrupt.
     `root` is where the default `mlruns/` stores live (the current directory if None);
     `storage` and `tracking_uri` override the study file's stores (e.g. a shared PostgreSQL).
     `enqueue` fixes the parameters of the first trials of a new study (a rerun of given trials);
@@ -71,15 +80,64 @@ def tune(
     started = time.monotonic()
     plan = StudyPlan.load(study_file, root=root, storage=storage, tracking_uri=tracking_uri)
     spec = plan.spec
+    check_stores(plan.stores.optuna_url, plan.stores.tracking_uri)  # before either is opened
     check_tracking_reachable(plan.stores.tracking_uri)  # before the study is created
     data_report = check_study_data(spec)  # personal data refused unless data.allow_pii
-    study, tracker = prepare(
-        plan, data_report, n_trials=n_trials, enqueue=enqueue, study_tags=study_tags
-    )
-    session = Session(plan, study, tracker, observer, python, keep_workdirs, coordinator=True)
+    notes = []
     if spec.data.allow_pii and (note := describe_pii(data_report)):
-        session.notes.append(f"{note} (allowed by data.allow_pii)")
-    return session.run(started)
+        notes.append(f"{note} (allowed by data.allow_pii)")
+    existing = load_study(spec.name, plan.storage())
+    if existing is not None:  # refused before anything is written, the ask lock's file too
+        check_same_space(existing, plan.params)
+        notes += _same_study(plan, existing, continue_changed=continue_changed)
+    slot: int | None = None
+    # One process at a time decides what it is to the study (two `tune`s may start at once).
+    with ask_lock(plan.storage(), spec.name)():
+        existing = load_study(spec.name, plan.storage())
+        coordinator = joining.live_coordinator(existing) if existing is not None else None
+        if coordinator is not None:
+            slot = joining.claim_slot(existing)
+            notes.append(
+                f"study {spec.name!r} is being tuned by {coordinator}: this process joins it as "
+                "a worker (a sampler seed of its own, the study's one budget)"
+            )
+        else:
+            study, tracker = prepare(
+                plan, data_report, n_trials=n_trials, enqueue=enqueue, study_tags=study_tags
+            )
+            study.set_user_attr(keys.COORDINATOR, worker_id())
+    if slot is not None:
+        session = _worker_session(plan, slot, observer, python, keep_workdirs)
+        session.notes += notes
+        return session.run(started)
+    session = Session(plan, study, tracker, observer, python, keep_workdirs, coordinator=True)
+    session.notes += notes
+    try:
+        return session.run(started)
+    finally:
+        joining.release(study)
+
+
+def _changes(plan: StudyPlan, study: Any) -> list[str] | None:
+    """What the study file changes against the stored study (`joining.study_changes`), read
+    from the study file logged in MLflow when the tracking store is there: nothing is created
+    to look."""
+    tracker = None
+    if store_exists(plan.stores.tracking_uri):
+        tracker = StudyTracker(plan.stores.tracking_uri, plan.stores.artifact_root, plan.experiment)
+    return joining.study_changes(plan, study, tracker)
+
+
+def _same_study(plan: StudyPlan, existing: Any, *, continue_changed: bool) -> list[str]:
+    """Refuse a study file that changes the stored study, unless the user asked to continue it
+    anyway (then a note says what changed). The logged study file shows what differs; without
+    a tracking store (nothing is created to look) the fingerprints do."""
+    changes = _changes(plan, existing)
+    if changes is None:
+        return []
+    if not continue_changed:
+        raise joining.refusal(plan.spec.name, changes, worker=False)
+    return [f"continuing study {plan.spec.name!r} with a changed study file: {'; '.join(changes)}"]
 
 
 def prepare(
@@ -143,6 +201,7 @@ def prepare(
     study.set_user_attr(keys.EXPERIMENT_NAME, plan.experiment)
     study.set_user_attr(keys.TRACKING_URI, redact_url(plan.stores.tracking_uri))
     study.set_user_attr(keys.SPEC_HASH, plan.spec_hash)
+    study.set_user_attr(keys.SPEC_CONTENT, spec_content(plan.spec))
     for key, value in (marks or {}).items():
         study.set_user_attr(key, value)
     study.set_user_attr(keys.PARENT_RUN, tracker.parent_run_id)  # last: workers wait for it
@@ -199,35 +258,50 @@ def work(
 ) -> TuneSummary:
     """Join a study that `tune` started and run its trials until the study's budget is spent.
 
-    A worker never creates the study, its MLflow experiment or its parent run, and never runs
-    the baseline: it waits up to `wait_s` seconds for the coordinator to create them, then asks
-    for trials under the storage's ask lock (see `advisor.stores.coordination`), so any number
-    of workers on any number of machines share one budget without duplicating a trial.
+    A worker never creates the stores, the study, its MLflow experiment or its parent run, and
+    never runs the baseline: it waits up to `wait_s` seconds for the coordinator to create
+    them, then asks for trials under the storage's ask lock (see `advisor.stores.coordination`),
+    so any number of workers on any number of machines share one budget without duplicating a
+    trial. Each worker's sampler gets a seed of its own (`joining.claim_slot`).
     """
     observer = observer or NullObserver()
     started = time.monotonic()
     plan = StudyPlan.load(study_file, root=root, storage=storage, tracking_uri=tracking_uri)
+    check_stores(plan.stores.optuna_url, plan.stores.tracking_uri)
     check_tracking_reachable(plan.stores.tracking_uri)
-    study, parent_run_id = _wait_for_study(plan, wait_s)
+    study = _wait_for_study(plan, wait_s)
+    with ask_lock(plan.storage(), plan.spec.name)():
+        slot = joining.claim_slot(study)
+    return _worker_session(plan, slot, observer, python, keep_workdirs).run(started)
+
+
+def _worker_session(
+    plan: StudyPlan, slot: int, observer: TuneObserver, python: str, keep_workdirs: bool
+) -> Session:
+    """A worker's session on the coordinator's study, its sampler seeded for `slot`."""
+    study = load_study(
+        plan.spec.name, plan.storage(), sampler=plan.sampler(slot), pruner=plan.pruner()
+    )
     tracker = StudyTracker(
         plan.stores.tracking_uri,
         plan.stores.artifact_root,
         plan.experiment,
         system_metrics_s=plan.spec.tracking.system_metrics_s,
     )
-    tracker.join_study(plan.spec.name, parent_run_id)
-    session = Session(plan, study, tracker, observer, python, keep_workdirs, coordinator=False)
-    return session.run(started)
+    tracker.join_study(plan.spec.name, str(study.user_attrs[keys.PARENT_RUN]))
+    return Session(plan, study, tracker, observer, python, keep_workdirs, coordinator=False)
 
 
-def _wait_for_study(plan: StudyPlan, wait_s: float) -> tuple[Any, str]:
-    """Load the coordinator's study once it has a parent run; refuse a mismatched study file."""
-    storage = plan.storage()
+def _wait_for_study(plan: StudyPlan, wait_s: float) -> Any:
+    """The coordinator's study once it has a parent run; a study file that is not the one the
+    study was started with is refused. Nothing is created while waiting: not even the SQLite
+    store's file, which the coordinator makes."""
     deadline = time.monotonic() + wait_s
     while True:
-        study = load_study(plan.spec.name, storage, sampler=plan.sampler(), pruner=plan.pruner())
-        parent = study.user_attrs.get(keys.PARENT_RUN) if study is not None else None
-        if parent:
+        study = None
+        if store_exists(plan.stores.optuna_url):
+            study = load_study(plan.spec.name, plan.storage())
+        if study is not None and study.user_attrs.get(keys.PARENT_RUN):
             break
         if time.monotonic() >= deadline:
             raise AdvisorInputError(
@@ -247,4 +321,7 @@ def _wait_for_study(plan: StudyPlan, wait_s: float) -> tuple[Any, str]:
             fix="give workers the same study file as the coordinator",
         )
     check_same_space(study, plan.params)
-    return study, str(parent)
+    changes = _changes(plan, study)
+    if changes is not None:
+        raise joining.refusal(plan.spec.name, changes, worker=True)
+    return study

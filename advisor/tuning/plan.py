@@ -131,11 +131,14 @@ class StudyPlan:
             )
         return self._storage
 
-    def sampler(self) -> Any:
+    def sampler(self, slot: int = 0) -> Any:
+        """The study's sampler; `slot` 0 (the coordinator) is seeded with the study's seed, so a
+        single-process study replays; a worker's slot gives its sampler a seed of its own, so
+        processes sharing a study do not propose the same parameters."""
         return make_sampler(
             self.spec.optuna.sampler,
             self.params,
-            seed=self.spec.seed,
+            seed=worker_seed(self.spec.seed, slot),
             n_startup_trials=self.n_startup,
         )
 
@@ -153,3 +156,13 @@ def objectives_of(spec: Any) -> tuple[list[str], list[str]]:
     then the cost) and the spec's Optuna directions."""
     first = "eval_loss" if spec.metric == "eval_loss" else "score"
     return [first, *spec.objectives[1:]], spec.directions()
+
+
+SEED_SPACE = 2**32
+"""Samplers take seeds in 0..2**32-1 (numpy's RandomState)."""
+
+
+def worker_seed(seed: int, slot: int) -> int:
+    """The sampler seed of the process in `slot` of a study seeded `seed`: the seed itself for
+    slot 0, then a large odd stride apart, so neighbouring seeds of other studies stay apart."""
+    return (seed + slot * 2_654_435_761) % SEED_SPACE

@@ -313,3 +313,36 @@ def test_a_restarted_worker_fails_and_retries_its_own_killed_trial_at_once(
     assert by_trial[killed].info.status == "KILLED"
     assert "process ended" in by_trial[killed].data.tags["advisor.error"]
     assert all(r.info.status != "RUNNING" for r in [parent, *children])
+
+
+def test_two_tunes_started_at_once_in_a_fresh_folder_coordinate_one_study(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    """The issue's store corruption: both died with alembic tracebacks (one left `mlflow.db`
+    half-migrated), and on existing stores both seeded their samplers alike. Now the stores are
+    created once, under a lock, and the second `tune` joins the first as a worker."""
+    study_file = write_tiny_study(
+        tmp_path, tiny_model, "twice", optuna={"sampler": "random", "n_trials": 4}
+    )
+    both = [_advisor("tune", str(study_file), "--json", cwd=tmp_path) for _ in range(2)]
+    summaries = [json.loads(_finish(p)) for p in both]
+
+    joined = [s for s in summaries if any("joins it as a worker" in n for n in s["notes"])]
+    assert len(joined) == 1, [s["notes"] for s in summaries]
+    mlruns = tmp_path / "mlruns"
+    for db in ("optuna.db", "mlflow.db"):
+        with sqlite3.connect(f"file:{mlruns / db}?mode=ro", uri=True) as conn:
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master")]
+        assert tables and not [t for t in tables if t.startswith("_alembic_tmp")], tables
+    trials = optuna.load_study(study_name="twice", storage=f"sqlite:///{mlruns / 'optuna.db'}")
+    trials = trials.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4  # one budget, not two
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 4
+    parent, children = _mlflow_children(f"sqlite:///{mlruns / 'mlflow.db'}", "twice")
+    assert sorted(int(r.data.tags[TRIAL]) for r in children if r.data.tags[ROLE] == "trial") == [
+        0,
+        1,
+        2,
+        3,
+    ]
+    assert all(r.info.status == "FINISHED" for r in [parent, *children])
