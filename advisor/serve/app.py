@@ -2,8 +2,10 @@
 
 Routes are a few lines each over `advisor.serve.decisions` and `advisor.serve.studies`. Every
 error answers JSON with a human `message` and a `fix`: bad input 422 (a study's problems listed
-with their YAML path and line), unknown study 404, name taken by a different study 409, body
-too large 413, writes without a token 401/403.
+with their YAML path and line; a JSON body nested too deep or holding NaN/Infinity), unknown
+study 404, name taken by a different study 409, body too large 413, writes without a token
+401/403, a credential in the query string 400. Messages quote at most a short piece of what was
+sent, and never a credential.
 
 Importing this module imports neither torch, transformers, MLflow nor Optuna (checked by
 tests/test_light_imports.py): recommend and estimate answer without them.
@@ -24,11 +26,12 @@ from starlette.exceptions import HTTPException
 from advisor import __version__
 from advisor.decide.traits import Traits
 from advisor.errors import AdvisorInputError
+from runners import jsonsafe
 
-from .auth import check_token
+from .auth import QueryCredentials, check_token, redact_access_log
 from .decisions import EstimateRequest, estimate_answer, recommend_answer
 from .errors import ServiceError, error_body
-from .limits import BodySizeLimit
+from .limits import BodySizeLimit, JsonBodyLimit
 from .settings import ServeSettings
 from .studies import StudyService
 
@@ -52,8 +55,13 @@ def _writer(request: Request, _: Any = Depends(_bearer)) -> None:
 
 
 def create_app(settings: ServeSettings) -> FastAPI:
-    """The service for `settings`: routes under /v1, OpenAPI at /docs and /openapi.json."""
+    """The service for `settings`: routes under /v1, OpenAPI at /docs and /openapi.json.
+
+    Middlewares, outermost first: CORS (when configured), `QueryCredentials`, `BodySizeLimit`,
+    `JsonBodyLimit`; and uvicorn's access log redacts secret query parameters.
+    """
     settings.check()
+    redact_access_log()
     app = FastAPI(
         title="advisor",
         version=__version__,
@@ -67,7 +75,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.include_router(_decisions_router())
     app.include_router(_studies_router())
     _add_error_handlers(app)
+    app.add_middleware(JsonBodyLimit)  # the last added runs first: this one runs last
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(QueryCredentials)
     if settings.cors_origins:  # no CORS middleware at all unless origins are configured
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -159,7 +169,11 @@ def _study_text(body: bytes, content_type: str) -> str:
         ) from None
     if content_type.split(";")[0].strip().lower() == "application/json":
         try:
-            loaded = json.loads(text)
+            loaded = jsonsafe.loads(text)
+        except jsonsafe.UnsafeJson as error:
+            raise ServiceError(
+                f"the JSON body is {error}", fix='send {"yaml": "<study file>"}'
+            ) from None
         except json.JSONDecodeError as error:
             raise ServiceError(
                 f"the JSON body is not valid: {error.msg}", fix='send {"yaml": "<study file>"}'
@@ -205,6 +219,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 _HTTP_FIXES = {
+    400: "send a valid JSON object (see the fields at /docs)",
     404: "see the API's paths at /docs (all under /v1/)",
     405: "see the methods each path accepts at /docs",
 }
@@ -214,6 +229,10 @@ _VALIDATION_FIXES = {
     "literal_error": "use one of {expected}",
     "greater_than": "use a value greater than {gt}",
     "greater_than_equal": "use a value of at least {ge}",
+    "less_than": "use a value less than {lt}",
+    "less_than_equal": "use a value of at most {le}",
+    "finite_number": "use a finite number",
+    "string_too_long": "use at most {max_length} characters",
     "json_invalid": "send a valid JSON object",
 }
 
@@ -228,5 +247,14 @@ def _validation_problem(item: dict[str, Any]) -> dict[str, Any]:
         fix = template
     message = str(item.get("msg", "invalid"))
     if "input" in item and item.get("type") not in ("missing", "extra_forbidden"):
-        message += f" (got {item['input']!r})"
+        message += f" (got {_shown(item['input'])})"
     return {"path": ".".join(loc) or "(body)", "message": message, "fix": fix}
+
+
+SHOWN_CHARS = 80
+"""Of a refused value, at most this much is quoted back (a body may be 256 KiB of brackets)."""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} chars)"

@@ -22,20 +22,35 @@ from advisor.decide.traits import Traits
 
 from .errors import ServiceError
 
+MAX_RANK = 1 << 16
+"""No model's hidden size reaches 65,536; a rank past it adapts nothing more."""
+MAX_BATCH = 1 << 16
+MAX_SEQ_LEN = 1 << 24
+"""16M tokens: past every context window; beyond it the estimate is no longer about a model."""
+
 
 class EstimateRequest(BaseModel):
-    """`advisor estimate`'s options (same defaults)."""
+    """`advisor estimate`'s options (same defaults), each within a stated range.
+
+    Bounded above as well as below: an integer of 300 digits is valid JSON, and its estimate
+    overflows to infinity, which no JSON answer can carry.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = Field(min_length=1, description="A preset, or a model path in a data root.")
-    method: str = Field(description="rag, full, sft, lora, qlora, dora, adalora, prompt_tuning.")
-    r: int = Field(16, description="LoRA rank (adapter methods).")
-    batch_size: int = Field(1, description="Sequences per step per GPU.")
-    seq_len: int = Field(512, description="Tokens per sequence.")
+    model: str = Field(
+        min_length=1, max_length=4096, description="A preset, or a model path in a data root."
+    )
+    method: str = Field(
+        max_length=64, description="rag, full, sft, lora, qlora, dora, adalora, prompt_tuning."
+    )
+    r: int = Field(16, ge=1, le=MAX_RANK, description="LoRA rank (adapter methods).")
+    batch_size: int = Field(1, ge=1, le=MAX_BATCH, description="Sequences per step per GPU.")
+    seq_len: int = Field(512, ge=1, le=MAX_SEQ_LEN, description="Tokens per sequence.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations.")
     target_modules: str = Field(
         "all_linear",
+        max_length=4096,
         description="A preset (all_linear, attention, attention_qv, mlp) or comma-separated "
         "module names.",
     )

@@ -1,7 +1,8 @@
 """Errors of the HTTP API: each maps to one status code and renders as `{message, fix, ...}`.
 
 They extend `AdvisorInputError`, so library callers (and the CLI) treat them as bad input; the
-app (`advisor.serve.app`) turns them into JSON with the status code named here.
+app (`advisor.serve.app`) turns them into JSON with the status code named here. Every body goes
+through `redact_text` on its way out: a store's error may quote its URL, credentials included.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from advisor.errors import AdvisorInputError
+from advisor.redact import redact_text
 
 
 class ServiceError(AdvisorInputError):
@@ -46,10 +48,21 @@ class StudyConflict(ServiceError):
 
 
 def error_body(error: AdvisorInputError) -> dict[str, Any]:
-    """`{message, fix}` of any input error (a library's, not only the service's own)."""
+    """`{message, fix}` of any input error (a library's, not only the service's own), with the
+    credentials of any URL it quotes hidden."""
     if isinstance(error, ServiceError):
-        return error.body()
+        return _redacted(error.body())
     body: dict[str, Any] = {"message": error.message, "fix": error.fix or ""}
     if error.where:
         body["where"] = error.where
-    return body
+    return _redacted(body)
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    return value

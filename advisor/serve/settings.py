@@ -1,13 +1,16 @@
 """What `advisor serve` is configured with: address, token, limits, data roots and stores.
 
 Secure defaults: bound to 127.0.0.1, no CORS, 256 KiB request bodies, and without a token every
-write answers 403 (reads still work). A host other than loopback needs a token, or the service
-refuses to start: a study submission makes workers read files and train on this machine's data.
+write answers 403 (reads still work). A host other than loopback needs a strong token, or the
+service refuses to start: a study submission makes workers read files and train on this
+machine's data, and a token other machines may guess at is a password nobody chose well.
 """
 
 from __future__ import annotations
 
+import collections
 import ipaddress
+import math
 import os
 import stat
 from pathlib import Path
@@ -19,6 +22,13 @@ from advisor.errors import AdvisorInputError
 TOKEN_ENV = "ADVISOR_SERVE_TOKEN"
 DEFAULT_PORT = 8321
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
+MIN_TOKEN_CHARS = 32
+"""A token for a service other machines reach: `secrets.token_urlsafe(32)` gives 43."""
+MIN_TOKEN_BITS = 64.0
+"""Floor of `token_bits` for such a token. Any 32 random characters pass, even decimal digits
+(their estimate stays above 75 bits); a repeated character, a two-letter pattern or a short
+alphabet does not. A floor against careless tokens, not a password-strength meter."""
+MAKE_TOKEN = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 class ServeSettings(BaseModel):
@@ -70,6 +80,15 @@ class ServeSettings(BaseModel):
                 where="--host",
                 fix=f"set {TOKEN_ENV} or pass --token-file FILE, or bind 127.0.0.1",
             )
+        weakness = None if self.token is None else token_weakness(self.token.get_secret_value())
+        if weakness and not is_loopback(self.host):
+            raise AdvisorInputError(
+                f"refusing to bind {self.host!r} with a weak token: {weakness}; other machines "
+                "could guess it",
+                where=f"{TOKEN_ENV} / --token-file",
+                fix=f"make a token with `{MAKE_TOKEN}` and put it in {TOKEN_ENV} or a token file "
+                "(chmod 600), or bind 127.0.0.1",
+            )
         if self.read_requires_token and self.token is None:
             raise AdvisorInputError(
                 "--read-token needs a token",
@@ -93,6 +112,29 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def token_weakness(token: str) -> str | None:
+    """Why `token` is too weak for a service other machines reach, or None. The message
+    describes the token (its length, its estimate), never its characters."""
+    if len(token) < MIN_TOKEN_CHARS:
+        return f"it has {len(token)} characters, fewer than {MIN_TOKEN_CHARS}"
+    if any(token[period:] == token[:-period] for period in range(1, len(token) // 2 + 1)):
+        return "it is one run of characters repeated"
+    bits = token_bits(token)
+    if bits < MIN_TOKEN_BITS:
+        return f"its characters carry about {bits:.0f} bits, fewer than {MIN_TOKEN_BITS:.0f}"
+    return None
+
+
+def token_bits(token: str) -> float:
+    """Length x the Shannon entropy of the token's own character frequencies: what a random
+    string with that mix of characters would hold. It underestimates a truly random token a
+    little (a sample never shows its whole alphabet) and cannot see a pattern or a word, which
+    is why it is only a floor."""
+    counts = collections.Counter(token)
+    n = len(token)
+    return n * -sum(c / n * math.log2(c / n) for c in counts.values())
 
 
 def read_token(token_file: Path | None) -> SecretStr | None:

@@ -89,6 +89,9 @@ class StudyService:
             node, raw = yamlsafe.load(text)
         except (yaml.YAMLError, yamlsafe.YamlRefused):
             node = raw = None  # load_study reports it, with its line
+        except RecursionError:  # PyYAML composes nested collections recursively
+            message, fix = _TOO_DEEP
+            raise _invalid([{"path": None, "line": None, "message": message, "fix": fix}]) from None
         if isinstance(raw, dict):
             refused = self._path_problems(raw, node)
             if refused:  # before the loader opens (and describes) a file outside the roots
@@ -363,6 +366,10 @@ def _best_value(trials: Sequence[Any], directions: Sequence[Any]) -> float | Non
 _TASKS_REFUSED = (
     "multi-task studies (`tasks:`) cannot be submitted to the service yet",
     "submit each task as its own study (its own `data:`), or tune it with `advisor tune FILE`",
+)
+_TOO_DEEP = (
+    "the study file nests its values deeper than the YAML reader can follow",
+    "write the study's sections a few levels deep, as in studies/demo.yaml",
 )
 _RENDERED = re.compile(r"^\s*\S+?:(\d+): (\S+): (.*) \(fix: (.*)\)$")
 

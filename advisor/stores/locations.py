@@ -63,31 +63,36 @@ def make_sqlite_parent(url: str) -> None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-def check_tracking_reachable(uri: str, timeout_s: float = 10.0) -> None:
+def check_tracking_reachable(
+    uri: str, timeout_s: float = 10.0, *, where: str = "tracking.uri"
+) -> None:
     """Refuse (exit 2) an MLflow store that cannot be reached, before anything is written.
 
     MLflow retries an unreachable database or server for minutes with backoff; a user who
-    mistyped a host should hear so in seconds, with the password kept out of the message.
+    mistyped a host should hear so in seconds, with the credentials kept out of the message.
+    `where` names the field or option the URI came from.
     """
 
     def refuse(error: Exception) -> None:
         raise AdvisorInputError(
             f"cannot reach the MLflow tracking store {redact_url(uri)!r}: "
             f"{type(error).__name__}: {redact_text(str(error), uri)[:500]}",
-            where="tracking.uri",
+            where=where,
             fix="start the MLflow server (`mlflow server --backend-store-uri postgresql://...`) "
             "or fix host, port and credentials; leave it out for the local SQLite store",
         ) from error
 
     if uri.startswith(("http://", "https://")):
-        parts = urlsplit(uri)
-        host = parts.netloc.rsplit("@", 1)[-1]  # credentials go in a header, not the URL
-        health = urlunsplit(parts._replace(netloc=host, path=parts.path.rstrip("/") + "/health"))
-        request = urllib.request.Request(health)
-        if parts.username:
-            token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode()
-            request.add_header("Authorization", f"Basic {token}")
-        try:
+        try:  # inside: a malformed URL (an unclosed IPv6 `[`) is the user's to fix too
+            parts = urlsplit(uri)
+            host = parts.netloc.rsplit("@", 1)[-1]  # credentials go in a header, not the URL
+            path = parts.path.rstrip("/") + "/health"
+            request = urllib.request.Request(urlunsplit(parts._replace(netloc=host, path=path)))
+            if parts.username:
+                user = f"{parts.username}:{parts.password or ''}"
+                request.add_header(
+                    "Authorization", f"Basic {base64.b64encode(user.encode()).decode()}"
+                )
             with urllib.request.urlopen(request, timeout=timeout_s):
                 return
         except Exception as error:
@@ -116,9 +121,9 @@ def refuse_missing_store(name: str, storage: str | None, root: Path | None) -> N
     """Refuse before anything is created: opening a SQLite store that is not there would make
     an empty `mlruns/` and database, only to report that the study is not in it."""
     url = storage or f"sqlite:///{(root or Path.cwd()) / 'mlruns' / 'optuna.db'}"
-    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+    path = sqlite_path(url)  # the file alone: a `?password=...` after it is never shown
+    if path is None or str(path) == ":memory:":
         return
-    path = Path(url.removeprefix("sqlite:///"))
     if not path.is_file():
         raise AdvisorInputError(
             f"no study named {name!r}: there is no Optuna store at {path}",

@@ -5,8 +5,15 @@ and workers; running it as `<this python> -m mlflow ui` uses exactly the MLflow 
 advisor, and lets us stop it and every worker it forked by signalling its process group.
 
 Why the checks up front: MLflow silently creates an empty SQLite database for a path that does
-not exist (the user then sees an empty UI and thinks the study was lost), and a taken port only
-shows up as a traceback in the server's log. Both are user errors, reported before starting.
+not exist (the user then sees an empty UI and thinks the study was lost), a database it cannot
+reach makes the server retry until the startup timeout runs out (90 s, then a misleading word
+about a busy machine), an MLflow server's URL is no backend store at all, and a taken port only
+shows up as a traceback in the server's log. All are user errors, reported in seconds before
+starting, with the URI's credentials hidden.
+
+Why the store's URI goes to the server in its environment (`MLFLOW_BACKEND_STORE_URI`), not on
+its command line: every user of the machine can read a process's command line (`ps`), only its
+owner its environment.
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ from pathlib import Path
 from types import TracebackType
 
 from advisor.errors import AdvisorInputError
+from advisor.redact import redact_text, redact_url
 
-from .locations import Stores, sqlite_path
+from .locations import Stores, check_tracking_reachable, sqlite_path
 
 # Measured: `mlflow ui --workers 1` answers /health after ~12 s cold on 2 cores (NOTES.md).
 DEFAULT_STARTUP_TIMEOUT_S = 90.0
@@ -59,15 +67,27 @@ def exposure_warning(host: str, port: int) -> str | None:
 
 
 def check_store(tracking_uri: str) -> None:
-    """Refuse a SQLite store that does not exist (MLflow would create an empty one)."""
+    """Refuse a store the UI cannot serve: a SQLite file that does not exist (MLflow would
+    create an empty one), an MLflow server's URL, a database that does not answer."""
     path = sqlite_path(tracking_uri)
-    if path is not None and not path.is_file():
+    if path is not None:
+        if not path.is_file():
+            raise AdvisorInputError(
+                f"no MLflow store at {path}",
+                where="--tracking-uri",
+                fix="run `advisor tune studies/X.yaml` first (it records into mlruns/ of the "
+                "current folder), or pass --tracking-uri sqlite:////abs/path/mlruns/mlflow.db",
+            )
+    elif tracking_uri.startswith(("http://", "https://")):
         raise AdvisorInputError(
-            f"no MLflow store at {path}",
+            f"{redact_url(tracking_uri)!r} is an MLflow server, which serves its own UI; "
+            "`advisor ui` serves a backend store (a database)",
             where="--tracking-uri",
-            fix="run `advisor tune studies/X.yaml` first (it records into mlruns/ of the "
-            "current folder), or pass --tracking-uri sqlite:////abs/path/mlruns/mlflow.db",
+            fix="open that server's address in a browser, or pass the database it records into "
+            "(--tracking-uri sqlite:///... or postgresql://...)",
         )
+    else:
+        check_tracking_reachable(tracking_uri, where="--tracking-uri")
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -148,8 +168,8 @@ class UiServer:
 
     def command(self) -> list[str]:
         """The `mlflow ui` command line (runs with the interpreter advisor runs in)."""
-        cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", self.tracking_uri]
-        cmd += ["--host", self.host, "--port", str(self.port), "--workers", str(self.workers)]
+        cmd = [sys.executable, "-m", "mlflow", "ui", "--host", self.host, "--port", str(self.port)]
+        cmd += ["--workers", str(self.workers)]  # the store: MLFLOW_BACKEND_STORE_URI (environ)
         if self.artifact_root:
             # Runs of `advisor tune` keep file:// artifact URIs, which the server reads directly
             # (list/download in the run page); no proxy needed, so none is offered.
@@ -169,6 +189,7 @@ class UiServer:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env={**os.environ, "MLFLOW_BACKEND_STORE_URI": self.tracking_uri},
                 # Its own process group: stop() signals the server and its workers together.
                 start_new_session=True,
                 # Anything MLflow writes relative to cwd lands next to the store, not in ours.
@@ -230,12 +251,13 @@ class UiServer:
         return self.process.returncode if self.process is not None else None
 
     def log_tail(self, lines: int = 20) -> str:
-        """The last lines the server wrote (startup errors, tracebacks)."""
+        """The last lines the server wrote (startup errors, tracebacks), credentials hidden:
+        MLflow quotes the store's URI in its errors."""
         if self.log_path is None or not self.log_path.is_file():
             return "(no log)"
         with self.log_path.open(encoding="utf-8", errors="replace") as log:
             tail = deque(log, maxlen=lines)
-        return "".join(tail).rstrip() or "(empty log)"
+        return redact_text("".join(tail).rstrip(), self.tracking_uri) or "(empty log)"
 
     def stop(self) -> None:
         """TERM the server's process group, then KILL what is left after a grace period."""

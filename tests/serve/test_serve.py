@@ -27,6 +27,9 @@ from advisor.serve.app import create_app
 from advisor.serve.client import SAMPLE_TRAITS, Client
 
 TOKEN = "s3cret-token-for-tests"
+"""Good enough on loopback; too short where other machines connect."""
+STRONG_TOKEN = "Yq3v9X2hLr8Tz5Kw1Nc7Pd4Fs6Gb0Jm2Ve8Ua"
+"""38 characters of a wide alphabet: accepted for a public bind."""
 
 
 @contextlib.contextmanager
@@ -200,7 +203,9 @@ def test_the_settings_refuse_a_public_address_without_a_token(tmp_path: Path) ->
 
     with pytest.raises(AdvisorInputError, match="without a token"):
         create_app(_settings(tmp_path, host="0.0.0.0"))
-    create_app(_settings(tmp_path, host="0.0.0.0", token=TOKEN))  # with a token it may
+    with pytest.raises(AdvisorInputError, match="weak token: it has 22 characters"):
+        create_app(_settings(tmp_path, host="0.0.0.0", token=TOKEN))  # fine on loopback only
+    create_app(_settings(tmp_path, host="0.0.0.0", token=STRONG_TOKEN))  # with a strong one it may
 
 
 def test_a_body_over_the_limit_is_413(tmp_path: Path) -> None:
