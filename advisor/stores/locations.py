@@ -55,14 +55,6 @@ class Stores:
         )
 
 
-def make_sqlite_parent(url: str) -> None:
-    """Create the folder of a `sqlite:///` database file (a store's first use)."""
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :].split("?", 1)[0]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-
-
 def check_tracking_reachable(
     uri: str, timeout_s: float = 10.0, *, where: str = "tracking.uri"
 ) -> None:
