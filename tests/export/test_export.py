@@ -143,10 +143,21 @@ def test_existing_out_dir_is_refused_and_a_failure_leaves_nothing_behind(
     recorded, tmp_path, monkeypatch
 ):
     import advisor.export.adapter as export
+    from advisor.export.output import MARKER
+
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    for force in (False, True):  # not written by advisor: --force does not replace it either
+        with pytest.raises(AdvisorInputError, match=f"no {MARKER} file"):
+            export.export_trial(recorded, 0, mine, force=force)
+    assert [p.name for p in mine.iterdir()] == ["keep.txt"]
 
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    export.export_trial(recorded, 0, out)
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert MARKER in first
     with pytest.raises(AdvisorInputError, match="--force"):
         export.export_trial(recorded, 0, out)
 
@@ -156,17 +167,19 @@ def test_existing_out_dir_is_refused_and_a_failure_leaves_nothing_behind(
     monkeypatch.setattr(export, "write_card", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         export.export_trial(recorded, 0, out, force=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "out"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
     with pytest.raises(RuntimeError):
-        export.export_trial(recorded, 0, tmp_path / "new")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+        export.export_trial(recorded, 0, tmp_path / "new" / "deep")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "out"]
 
     monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    (out / "added.txt").write_text("gone after --force: the directory is advisor's")
     export.export_trial(recorded, 0, out, force=True)
     names = sorted(p.name for p in out.iterdir())
-    assert "keep.txt" not in names and "adapter_model.safetensors" in names
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert "added.txt" not in names and "adapter_model.safetensors" in names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "out"]
 
 
 def test_try_returns_deterministic_text_and_refuses_pruned_trials(recorded):
