@@ -182,6 +182,36 @@ def test_existing_out_dir_is_refused_and_a_failure_leaves_nothing_behind(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "out"]
 
 
+def test_a_bundle_carries_the_marker_so_force_replaces_it_and_nothing_else(
+    recorded, tmp_path, monkeypatch
+):
+    """Bundles go through the same rules as exports: the recorded study stands in for two
+    tasks (one base model, so the bundle is valid)."""
+    from advisor.export.adapter import export_bundle
+    from advisor.export.bundle import BUNDLE_FILE
+    from advisor.export.output import MARKER
+
+    monkeypatch.chdir(tmp_path)
+    tasks = {"alpha": recorded, "beta": recorded}
+    out = tmp_path / "bundle"
+    export_bundle(tasks, out, study="recorded")
+    marker = json.loads((out / MARKER).read_text())
+    assert marker["kind"] == "bundle" and marker["study"] == "recorded"
+    assert (out / BUNDLE_FILE).is_file()
+
+    with pytest.raises(AdvisorInputError, match="pass --force"):
+        export_bundle(tasks, out, study="recorded")
+    (out / "stale.txt").write_text("replaced with the directory")
+    export_bundle(tasks, out, study="recorded", force=True)
+    assert not (out / "stale.txt").exists() and (out / MARKER).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no build or old sibling
+
+    (out / "study.yaml").write_text("name: mine\n")  # a study file put there by hand
+    with pytest.raises(AdvisorInputError, match=r"--force will not replace .*study\.yaml"):
+        export_bundle(tasks, out, study="recorded", force=True)
+    assert (out / "study.yaml").read_text() == "name: mine\n"
+
+
 def test_try_returns_deterministic_text_and_refuses_pruned_trials(recorded):
     from advisor.export.trying import try_trial
 
