@@ -76,6 +76,11 @@ def check_out_dir(
         refuse(f"{out} is the working folder: writing there would replace it")
     if real in here.parents:
         refuse(f"{out} holds the working folder ({here}): writing there would replace it")
+    above = next((folder for folder in out.parents if folder.exists()), out)
+    if not above.is_dir():
+        refuse(f"cannot write {out}: {above} is not a directory", "choose another path")
+    if not os.access(above, os.W_OK | os.X_OK):  # the export is built beside `out`
+        refuse(f"cannot write {out}: {above} is not writable", "choose a folder you can write")
     if not out.is_dir() or not any(out.iterdir()):
         return
     why = _protected(out, deep=False)

@@ -132,6 +132,12 @@ STORE_CASES = [
         id="export-force-onto-a-symlink",
     ),
     bad(
+        "OUT_DIR",
+        "s.yaml is not a directory",
+        args=("export", "recorded", "s.yaml/adapter"),
+        id="export-under-a-file",
+    ),
+    bad(
         "--bundle",
         "is the working folder",
         args=("export", "recorded", "--bundle", ".", *FORCE),

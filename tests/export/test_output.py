@@ -67,6 +67,7 @@ REFUSED: list[tuple[str, Callable[[Path], Path], str]] = [
     ("marked-but-holds-study", _marked_with_study_deep, "holds a study file (notes/extra.yaml)"),
     ("symlink", _symlink, "is a symbolic link"),
     ("file", lambda r: _files(r, "p", "f.txt") / "f.txt", "exists and is not a directory"),
+    ("under-a-file", lambda r: _files(r, "p", "f.txt") / "f.txt" / "out", "is not a directory"),
 ]
 
 
