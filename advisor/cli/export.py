@@ -13,6 +13,7 @@ from rich.table import Table
 
 from advisor.cli._common import console, err_console, print_json, user_errors
 from advisor.errors import AdvisorInputError
+from advisor.export.output import check_out_dir, out_path
 from advisor.stores import keys
 
 _STUDY_HELP = "A study name (looked up in ./mlruns) or a study file."
@@ -75,6 +76,10 @@ def export_command(
             where="OUT_DIR",
             fix="e.g. `advisor export demo out/adapter` or `advisor export multi --bundle out/b`",
         )
+    # The destination first: a refusal there needs no store opened, and comes in a second.
+    destination, where = (out_dir, "OUT_DIR") if out_dir is not None else (bundle, "--bundle")
+    assert destination is not None  # one of the two, checked above
+    check_out_dir(out_path(destination), force, where=where)
     if bundle is not None:
         if merge or register_model:
             raise AdvisorInputError(

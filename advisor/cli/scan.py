@@ -128,6 +128,9 @@ def register(app: typer.Typer) -> None:
             scan_files,
             write_report,
         )
+        from advisor.scan.report import (  # lazy: pydantic, kept off `advisor --help`
+            check_report_path,
+        )
         from advisor.scan.terminal import render  # lazy: pydantic, kept off `advisor --help`
 
         rules = parse_fail_on(fail_on) if fail_on else []
@@ -142,6 +145,8 @@ def register(app: typer.Typer) -> None:
                 "or a study with --study",
                 where="DATA",
             )
+        if report_file is not None:  # before the scan: a bad path is the only output
+            check_report_path(report_file, files)
         if model is not None:
             study_model = {"model": model}
         report = scan_files(files, options=options, **study_model)  # type: ignore[arg-type]

@@ -8,7 +8,8 @@ base model directory (for a GGUF preset: the converted safetensors cache) and ad
 a model card and `advisor_export.json` with the trial's facts, so the directory explains itself.
 
 The output directory is built beside its destination and renamed into place (`output.py`): a
-failure never leaves a half-written export behind. The stores are reached through
+failure never leaves a half-written export behind, and `--force` replaces only a directory an
+earlier export wrote (its `.advisor-export` marker). The stores are reached through
 `advisor.stores` only.
 """
 
@@ -31,7 +32,7 @@ from runners.models import load_model_and_tokenizer, resolve_model_dir
 
 from .bundle import BundleResult, write_bundle
 from .card import TrialFacts, write_card
-from .output import check_out_dir, copy_adapter, replace_dir
+from .output import building, check_out_dir, copy_adapter, out_path
 
 Progress = Callable[[str], None]
 
@@ -140,15 +141,13 @@ def export_trial(
     `transformers.AutoModelForCausalLM.from_pretrained(out_dir)` works, no peft needed.
     """
     say = progress or (lambda _msg: None)
-    out = Path(out_dir).expanduser().absolute()
+    out = out_path(out_dir)
     check_out_dir(out, force)
     number, run_id = recorded.adapter_run(trial)
     config = trial_config(recorded, run_id)
     say("resolving the base model")
     facts = trial_facts(recorded, number, run_id, config)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with building(out, kind="merged" if merge else "adapter", study=recorded.name) as build:
         say(f"downloading the adapter of trial {number}")
         adapter = recorded.tracker.download_artifact(run_id, keys.ADAPTER, build / ".download")
         if merge:
@@ -159,10 +158,6 @@ def export_trial(
         shutil.rmtree(build / ".download")
         write_card(build, facts, merged=merge)
         files = sorted(str(p.relative_to(build)) for p in build.rglob("*") if p.is_file())
-        replace_dir(build, out)
-    finally:
-        if build.exists():
-            shutil.rmtree(build, ignore_errors=True)
     result = ExportResult(out_dir=out, merged=merge, facts=facts, files=files)
     if register:
         say("registering the adapter")
@@ -217,10 +212,16 @@ def cached_adapter(recorded: RecordedStudy, run_id: str) -> Path:
 # -- multi-task studies: one adapter per task ----------------------------------------------
 def task_adapter(recorded: RecordedStudy, trial: int | str) -> tuple[Path, TrialFacts, str]:
     """(local adapter dir, facts, torch dtype name) of one task study's trial."""
+    run_id, facts, dtype = _task_trial(recorded, trial)
+    return cached_adapter(recorded, run_id), facts, dtype
+
+
+def _task_trial(recorded: RecordedStudy, trial: int | str) -> tuple[str, TrialFacts, str]:
+    """(MLflow run id, facts, torch dtype name) of one task study's trial: all from the
+    records, nothing downloaded yet."""
     number, run_id = recorded.adapter_run(trial)
     config = trial_config(recorded, run_id)
-    facts = trial_facts(recorded, number, run_id, config)
-    return cached_adapter(recorded, run_id), facts, trial_dtype(recorded, number)
+    return run_id, trial_facts(recorded, number, run_id, config), trial_dtype(recorded, number)
 
 
 def _bundle_trial(trial: int | str) -> str:
@@ -248,20 +249,22 @@ def export_bundle(
     `tasks` maps task names to their recorded studies (`records.open_task_studies`).
     """
     say = progress or (lambda _msg: None)
-    check_out_dir(Path(out_dir).expanduser().absolute(), force)
-    adapters, facts, dtypes = {}, {}, set()
-    for task, recorded in tasks.items():
-        say(f"fetching the adapter of task {task}")
-        adapters[task], task_facts, dtype = task_adapter(recorded, _bundle_trial(trial))
-        facts[task] = asdict(task_facts)
-        dtypes.add(dtype)
+    check_out_dir(out_path(out_dir), force, where="--bundle")
+    trial = _bundle_trial(trial)
+    found = {task: _task_trial(recorded, trial) for task, recorded in tasks.items()}
+    facts = {task: asdict(task_facts) for task, (_, task_facts, _) in found.items()}
     bases = {f["base_model_dir"] for f in facts.values()}
-    if len(bases) != 1:
+    if len(bases) != 1:  # before any adapter is downloaded
         raise AdvisorInputError(
             f"the tasks of study {study!r} were tuned on different base models: {sorted(bases)}",
             where="STUDY",
             fix="a bundle serves one base model: tune every task on the same model.source",
         )
+    adapters = {}
+    for task, (run_id, _, _) in found.items():
+        say(f"fetching the adapter of task {task}")
+        adapters[task] = cached_adapter(tasks[task], run_id)
+    dtypes = {dtype for _, _, dtype in found.values()}
     say("writing the bundle")
     dtype = "float32" if len(dtypes) != 1 else dtypes.pop()
     return write_bundle(

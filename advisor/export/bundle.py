@@ -13,6 +13,7 @@ Layout of a bundle directory::
     adapters/<task>/     one peft adapter directory per task (config names the base directory)
     tokenizer files      the base model's tokenizer
     README.md            what it is and how to use it
+    .advisor-export      the marker that lets `advisor export --force` replace the directory
 
 Like an export, the directory is built beside its destination and renamed into place
 (`advisor.export.output`).
@@ -21,8 +22,6 @@ Like an export, the directory is built beside its destination and renamed into p
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from runners.config import ModelRef
 from runners.evaluate import generate
 from runners.models import load_model_and_tokenizer
 
-from .output import check_out_dir, copy_adapter, replace_dir
+from .output import building, check_out_dir, copy_adapter, out_path
 
 BUNDLE_FILE = "bundle.json"
 FORMAT = "advisor-bundle/1"
@@ -107,12 +106,10 @@ def write_bundle(
     """
     from transformers import AutoTokenizer
 
-    out = Path(out_dir).expanduser().absolute()
+    out = out_path(out_dir)
     check_out_dir(out, force)
     base_dir = Path(base).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with building(out, kind="bundle", study=study) as build:
         for task, adapter in adapters.items():
             copy_adapter(Path(adapter), base_dir, build / ADAPTERS / task)
         AutoTokenizer.from_pretrained(base_dir, local_files_only=True).save_pretrained(build)
@@ -133,10 +130,6 @@ def write_bundle(
         (build / BUNDLE_FILE).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
         (build / "README.md").write_text(bundle_card(manifest))
         files = sorted(str(p.relative_to(build)) for p in build.rglob("*") if p.is_file())
-        replace_dir(build, out)
-    finally:
-        if build.exists():
-            shutil.rmtree(build, ignore_errors=True)
     return BundleResult(
         out_dir=out,
         study=study,

@@ -33,7 +33,9 @@ def try_trial(
 
     if max_new_tokens < 1:
         raise AdvisorInputError(
-            f"--max-new-tokens must be >= 1, got {max_new_tokens}", where="--max-new-tokens"
+            f"must be >= 1, got {max_new_tokens}",
+            where="--max-new-tokens",
+            fix="give how many tokens to generate, e.g. --max-new-tokens 64",
         )
     say = progress or (lambda _msg: None)
     number, run_id = recorded.adapter_run(trial)
@@ -70,7 +72,9 @@ def try_task(
         )
     if max_new_tokens < 1:
         raise AdvisorInputError(
-            f"--max-new-tokens must be >= 1, got {max_new_tokens}", where="--max-new-tokens"
+            f"must be >= 1, got {max_new_tokens}",
+            where="--max-new-tokens",
+            fix="give how many tokens to generate, e.g. --max-new-tokens 64",
         )
     say = progress or (lambda _msg: None)
     say(f"fetching the adapter of task {task}")

@@ -18,6 +18,7 @@ question a user asks next. For two objectives Optuna's own `study.best_trials` i
 
 from __future__ import annotations
 
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 
 from advisor.directions import best
+from advisor.errors import AdvisorInputError
 from advisor.stores import keys
 from advisor.stores.records import RecordedStudy, open_recorded_study, trial_record
 from advisor.study import yamlsafe
@@ -249,7 +251,15 @@ def report_study(
     Plots go to `plots_dir` (a new temporary folder when None) and, unless `log_plots` is
     False, onto the study's MLflow parent run under `plots/`, where the MLflow UI shows them.
     """
+    if plots_dir is not None:
+        check_plots_dir(plots_dir)
     recorded = open_recorded_study(study, storage=storage, tracking_uri=tracking_uri, root=root)
+    return _report(recorded, plots_dir=plots_dir, make_plots=make_plots, log_plots=log_plots)
+
+
+def _report(
+    recorded: RecordedStudy, *, plots_dir: Path | None, make_plots: bool, log_plots: bool
+) -> Report:
     report = build_report(recorded)
     if not make_plots:
         return report
@@ -264,14 +274,56 @@ def report_study(
     return report
 
 
-def report_studies(studies: list[str], **options: Any) -> tuple[list[Report], Comparison | None]:
+def report_studies(
+    studies: list[str],
+    *,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    plots_dir: Path | None = None,
+    make_plots: bool = True,
+    log_plots: bool = True,
+    root: Path | None = None,
+) -> tuple[list[Report], Comparison | None]:
     """Reports of one or more studies; with two or more, their comparison too.
 
-    Each study's plots go to their own subfolder of `plots_dir` when one is given.
+    Every study is opened before the first plot is drawn or logged, so a misspelt second name
+    leaves no plots of the first behind. Each study's plots go to their own subfolder of
+    `plots_dir` when one is given.
     """
-    plots_dir: Path | None = options.pop("plots_dir", None)
-    reports = []
-    for name in studies:
-        sub = plots_dir / Path(name).stem if plots_dir and len(studies) > 1 else plots_dir
-        reports.append(report_study(name, plots_dir=sub, **options))
+    subs = [
+        plots_dir / Path(name).stem if plots_dir and len(studies) > 1 else plots_dir
+        for name in studies
+    ]
+    for sub in subs:
+        if sub is not None:
+            check_plots_dir(sub)
+    opened = [
+        open_recorded_study(name, storage=storage, tracking_uri=tracking_uri, root=root)
+        for name in studies
+    ]
+    reports = [
+        _report(recorded, plots_dir=sub, make_plots=make_plots, log_plots=log_plots)
+        for recorded, sub in zip(opened, subs, strict=True)
+    ]
     return reports, (compare_reports(reports) if len(reports) > 1 else None)
+
+
+def check_plots_dir(plots_dir: Path) -> None:
+    """Refuse a `--plots` folder that cannot hold the plots: a file (or a fifo, a device) of
+    that name or on the path to it, or a folder this user cannot write. Checked before any
+    study is opened, so nothing is drawn or logged first."""
+    found = (plots_dir, *plots_dir.absolute().parents)
+    existing = next(p for p in found if p.exists() or p.is_symlink())
+    if not existing.is_dir():
+        what = "is a file" if existing.is_file() else "exists and is not a folder"
+        raise AdvisorInputError(
+            f"cannot write the plots to {plots_dir}: {existing} {what}",
+            where="--plots",
+            fix="give a folder (new or existing) for the PNG plots, e.g. --plots plots/",
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise AdvisorInputError(
+            f"cannot write the plots to {plots_dir}: {existing} is not writable",
+            where="--plots",
+            fix="give a folder you can write, e.g. --plots plots/",
+        )

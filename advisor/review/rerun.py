@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -24,12 +25,14 @@ import yaml
 
 from advisor.errors import AdvisorInputError
 from advisor.provenance import file_sha256, package_versions
+from advisor.redact import redact_url
 from advisor.stores import keys
-from advisor.stores.locations import Stores
+from advisor.stores.locations import Stores, sqlite_path
 from advisor.stores.records import RecordedStudy, open_recorded_study, state_of
 from advisor.stores.storage import study_names
 from advisor.stores.tracker import run_tags
 from advisor.study import yamlsafe
+from advisor.study.sections import NAME_PATTERN
 from advisor.tuning.entry import tune
 from advisor.tuning.summary import TuneObserver
 
@@ -109,6 +112,9 @@ def locate(
         ), None
     except AdvisorInputError as by_name:
         stores = Stores.resolve(tracking_uri=tracking_uri, optuna_url=storage, root=root)
+        missing = sqlite_path(stores.tracking_uri)
+        if missing is not None and not missing.is_file():
+            raise by_name from None  # asking MLflow for the run would create the store
         tags = run_tags(stores.tracking_uri, target)
         if tags is None:
             raise by_name from None
@@ -162,12 +168,32 @@ def check_data(spec: dict[str, Any], provenance: dict[str, Any]) -> dict[str, tu
     return changed
 
 
-def _rerun_name(recorded: RecordedStudy) -> str:
+def rerun_name(recorded: RecordedStudy, name: str | None) -> str:
+    """The new study's name: `name` if it is a valid, unused study name, else the next free
+    `<study>-rerun-<k>`. Checked before anything is written: the name becomes a file name
+    (the rebuilt study file) and a new study in the stores, so `../x` or an existing study's
+    name would write outside the rerun's folder or add the rerun's trials to that study."""
     existing = set(study_names(recorded.storage))
-    k = 1
-    while f"{recorded.name}-rerun-{k}" in existing:
-        k += 1
-    return f"{recorded.name}-rerun-{k}"
+    if name is None:
+        k = 1
+        while f"{recorded.name}-rerun-{k}" in existing:
+            k += 1
+        return f"{recorded.name}-rerun-{k}"
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise AdvisorInputError(
+            f"{name[:80]!r} is not a study name",
+            where="--name",
+            fix="use lowercase letters, digits, '_' and '-' (at most 64), e.g. "
+            f"{recorded.name}-again",
+        )
+    if name in existing:
+        raise AdvisorInputError(
+            f"a study named {name!r} already exists in {redact_url(recorded.stores.optuna_url)}",
+            where="--name",
+            fix="a rerun is a new study: give an unused name, or leave --name out for "
+            f"{rerun_name(recorded, None)!r}",
+        )
+    return name
 
 
 def rerun(
@@ -188,6 +214,7 @@ def rerun(
     `allow_data_change`. `trial` reruns that one trial with its logged parameters.
     """
     recorded, trial_from_run = locate(target, storage=storage, tracking_uri=tracking_uri, root=root)
+    new_name = rerun_name(recorded, name)
     trial = trial if trial is not None else trial_from_run
     spec, provenance = _logged(recorded)
     changed = check_data(spec, provenance)
@@ -206,7 +233,6 @@ def rerun(
             where="--trial",
             fix=f"one of {sorted(originals)}",
         )
-    new_name = name or _rerun_name(recorded)
     # Same stores and MLflow experiment as the original, so both sit side by side in the UI.
     experiment = recorded.tracker.experiment_name
     spec["name"] = new_name

@@ -8,7 +8,11 @@ full e-mail address, phone, ID or card number.
 
 from __future__ import annotations
 
+import contextlib
 import html
+import os
+import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -329,19 +333,63 @@ def to_html(report: ScanReport, *, limit: int = 200) -> str:
     return "\n".join(out)
 
 
-def write_report(report: ScanReport, path: str | Path) -> Path:
-    """Write the report as Markdown, HTML or JSON, chosen by the file's suffix."""
+def check_report_path(path: str | Path, data: Iterable[str | Path] = ()) -> Path:
+    """The `--report` file, refused (exit 2) unless a report can be written there: a known
+    suffix, not a folder or a device, not one of the `data` files being scanned, and a
+    writable folder to go in. Called before the scan, so a bad path costs no scan time and
+    the refusal is the only output."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in REPORT_SUFFIXES:
+    why, fix = None, "give a new file name, e.g. --report scan.md"
+    folder = next(p for p in path.absolute().parents if p.exists())
+    if path.is_dir():
+        example = path / f"scan{suffix if suffix in REPORT_SUFFIXES else '.md'}"
+        why, fix = "it is a folder", f"name a file in it, e.g. --report {example}"
+    elif suffix not in REPORT_SUFFIXES:
+        why, fix = "cannot tell its format", f"end the file name in {', '.join(REPORT_SUFFIXES)}"
+    elif path.exists() and not path.is_file():
+        why = "it exists and is not a regular file (a device, a fifo or a socket)"
+    elif any(path.resolve() == Path(file).resolve() for file in data):
+        why = "it is one of the data files being scanned"
+    elif not folder.is_dir():
+        why = f"{folder} is not a folder"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        why = f"{folder} is not writable"
+    if why is not None:
         raise AdvisorInputError(
-            f"cannot tell the report format of {path.name!r}",
-            fix=f"end the file name in {', '.join(REPORT_SUFFIXES)}",
-            where="--report",
+            f"cannot write the report to {path}: {why}", where="--report", fix=fix
         )
-    text = {".md": to_markdown, ".html": to_html}.get(suffix, lambda r: r.to_json())(report)
+    return path
+
+
+def write_report(report: ScanReport, path: str | Path) -> Path:
+    """Write the report as Markdown, HTML or JSON, chosen by the file's suffix.
+
+    The text goes to a temporary sibling renamed over `path` when complete: a failure (a full
+    disk) leaves no truncated report, no earlier one destroyed, no folder made for it."""
+    path = check_report_path(path)
+    render = {".md": to_markdown, ".html": to_html}.get(path.suffix.lower(), ScanReport.to_json)
+    text = render(report)
+    made = [folder for folder in path.absolute().parents if not folder.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with temporary.open("x", encoding="utf-8") as out:  # "x": the umask's mode, not 0600
+            out.write(text)
+        temporary.replace(path)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        for folder in made:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(error, OSError):  # a full disk, a read-only or pseudo file system
+            raise AdvisorInputError(
+                f"cannot write the report to {path}: {error.strerror or error}",
+                where="--report",
+                fix="give a file on a writable disk with room, e.g. --report scan.md",
+            ) from None
+        raise
     return path
 
 

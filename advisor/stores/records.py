@@ -18,15 +18,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 from advisor.directions import best
 from advisor.errors import AdvisorInputError
+from advisor.redact import redact_url
 from advisor.study import load_study
 from advisor.study.spec import StudySpec
 from advisor.study.tasks import expand_tasks
 
 from . import keys
-from .locations import Stores, refuse_missing_store
+from .locations import Stores, refuse_missing_store, sqlite_path
 from .storage import load_study as load_optuna_study
 from .storage import make_storage, study_names
-from .tracker import StudyTracker
+from .tracker import StudyTracker, run_tags
 
 # -- one trial ---------------------------------------------------------------------------------
 _STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
@@ -196,6 +197,34 @@ class RecordedStudy:
         )
 
 
+# -- opening read-only: `report`, `export`, `try` and `rerun` look a study up, and a lookup
+# that fails must not leave a store behind (MLflow creates a missing SQLite file, and an
+# experiment missing from the store it is given, on first contact).
+def refuse_missing_tracking(name: str, tracking_uri: str) -> None:
+    """Refuse a `sqlite:///` MLflow store that is not there, before MLflow would create it."""
+    path = sqlite_path(tracking_uri)
+    if path is not None and not path.is_file():
+        raise AdvisorInputError(
+            f"study {name!r}: there is no MLflow tracking store at {path}",
+            where="--tracking-uri",
+            fix="give the tracking URI the study was tuned with (its study file's tracking.uri), "
+            "or leave --tracking-uri out to use ./mlruns/mlflow.db",
+        )
+
+
+def refuse_foreign_tracking(name: str, parent_run_id: str | None, tracking_uri: str) -> None:
+    """Refuse an MLflow store that does not hold the study's parent run: reading the trials'
+    runs there would fail, and opening it would add the study's experiment to it."""
+    if parent_run_id and run_tags(tracking_uri, str(parent_run_id)) is None:
+        raise AdvisorInputError(
+            f"the MLflow tracking store {redact_url(tracking_uri)} does not hold study "
+            f"{name!r} (its parent run {parent_run_id} is not there)",
+            where="--tracking-uri",
+            fix="give the tracking URI the study was tuned with (its study file's tracking.uri), "
+            "or leave --tracking-uri out to use ./mlruns/mlflow.db",
+        )
+
+
 def _is_study_file(study: str) -> bool:
     return study.endswith((".yaml", ".yml")) or Path(study).is_file()
 
@@ -224,6 +253,7 @@ def open_recorded_study(
     stores = Stores.resolve(
         optuna_url=storage, tracking_uri=tracking_uri, artifact_root=artifact_root, root=root
     )
+    refuse_missing_tracking(name, stores.tracking_uri)
     optuna_storage = make_storage(stores.optuna_url)
     loaded = load_optuna_study(name, optuna_storage)
     if loaded is None:
@@ -238,11 +268,12 @@ def open_recorded_study(
             )
         names = study_names(optuna_storage)
         raise AdvisorInputError(
-            f"no study named {name!r} in {stores.optuna_url}",
+            f"no study named {name!r} in {redact_url(stores.optuna_url)}",
             where="STUDY",
             fix=f"one of {names}" if names else "run `advisor tune STUDY_FILE` first",
         )
     experiment = experiment or str(loaded.user_attrs.get(keys.EXPERIMENT_NAME, name))
+    refuse_foreign_tracking(name, loaded.user_attrs.get(keys.PARENT_RUN), stores.tracking_uri)
     tracker = StudyTracker(stores.tracking_uri, stores.artifact_root, experiment)
     tracker.parent_run_id = loaded.user_attrs.get(keys.PARENT_RUN) or (tracker.find_study_run(name))
     tracker.study_name = name
@@ -291,10 +322,11 @@ def open_task_studies(
         name = study
     refuse_missing_store(name, storage, root)
     stores = Stores.resolve(optuna_url=storage, tracking_uri=tracking_uri, root=root)
+    refuse_missing_tracking(name, stores.tracking_uri)
     names = task_study_names(make_storage(stores.optuna_url), name)
     if not names:
         raise AdvisorInputError(
-            f"study {name!r} has no tuned tasks in {stores.optuna_url}",
+            f"study {name!r} has no tuned tasks in {redact_url(stores.optuna_url)}",
             where="STUDY",
             fix="give a study whose file declares `tasks:` and tune it first (`advisor tune "
             "FILE`); for a single-task study leave out --task and --bundle",

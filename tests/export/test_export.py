@@ -143,10 +143,21 @@ def test_existing_out_dir_is_refused_and_a_failure_leaves_nothing_behind(
     recorded, tmp_path, monkeypatch
 ):
     import advisor.export.adapter as export
+    from advisor.export.output import MARKER
+
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    for force in (False, True):  # not written by advisor: --force does not replace it either
+        with pytest.raises(AdvisorInputError, match=f"no {MARKER} file"):
+            export.export_trial(recorded, 0, mine, force=force)
+    assert [p.name for p in mine.iterdir()] == ["keep.txt"]
 
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    export.export_trial(recorded, 0, out)
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert MARKER in first
     with pytest.raises(AdvisorInputError, match="--force"):
         export.export_trial(recorded, 0, out)
 
@@ -156,17 +167,49 @@ def test_existing_out_dir_is_refused_and_a_failure_leaves_nothing_behind(
     monkeypatch.setattr(export, "write_card", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         export.export_trial(recorded, 0, out, force=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "out"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
     with pytest.raises(RuntimeError):
-        export.export_trial(recorded, 0, tmp_path / "new")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+        export.export_trial(recorded, 0, tmp_path / "new" / "deep")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "out"]
 
     monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    (out / "added.txt").write_text("gone after --force: the directory is advisor's")
     export.export_trial(recorded, 0, out, force=True)
     names = sorted(p.name for p in out.iterdir())
-    assert "keep.txt" not in names and "adapter_model.safetensors" in names
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert "added.txt" not in names and "adapter_model.safetensors" in names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "out"]
+
+
+def test_a_bundle_carries_the_marker_so_force_replaces_it_and_nothing_else(
+    recorded, tmp_path, monkeypatch
+):
+    """Bundles go through the same rules as exports: the recorded study stands in for two
+    tasks (one base model, so the bundle is valid)."""
+    from advisor.export.adapter import export_bundle
+    from advisor.export.bundle import BUNDLE_FILE
+    from advisor.export.output import MARKER
+
+    monkeypatch.chdir(tmp_path)
+    tasks = {"alpha": recorded, "beta": recorded}
+    out = tmp_path / "bundle"
+    export_bundle(tasks, out, study="recorded")
+    marker = json.loads((out / MARKER).read_text())
+    assert marker["kind"] == "bundle" and marker["study"] == "recorded"
+    assert (out / BUNDLE_FILE).is_file()
+
+    with pytest.raises(AdvisorInputError, match="pass --force"):
+        export_bundle(tasks, out, study="recorded")
+    (out / "stale.txt").write_text("replaced with the directory")
+    export_bundle(tasks, out, study="recorded", force=True)
+    assert not (out / "stale.txt").exists() and (out / MARKER).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no build or old sibling
+
+    (out / "study.yaml").write_text("name: mine\n")  # a study file put there by hand
+    with pytest.raises(AdvisorInputError, match=r"--force will not replace .*study\.yaml"):
+        export_bundle(tasks, out, study="recorded", force=True)
+    assert (out / "study.yaml").read_text() == "name: mine\n"
 
 
 def test_try_returns_deterministic_text_and_refuses_pruned_trials(recorded):
