@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.errors import AdvisorInputError
+from advisor.redact import redact_url
 from advisor.stores import keys
 from advisor.stores.records import RecordedStudy
 from advisor.stores.registry import register_trial
@@ -100,7 +101,7 @@ def trial_facts(
         base_model=config.model.source,
         base_model_dir=str(resolve_model_dir(config.model).resolve()),
         run_id=run_id,
-        tracking_uri=recorded.tracker.tracking_uri,
+        tracking_uri=redact_url(recorded.tracker.tracking_uri),  # written into the card
         system_prompt=config.data.system_prompt,
         baseline_score=baseline,
         gain_over_baseline=score - baseline if None not in (score, baseline) else None,

@@ -28,6 +28,7 @@ from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 
 from advisor.directions import best
 from advisor.errors import AdvisorInputError
+from advisor.redact import redact_url
 from advisor.stores import keys
 from advisor.stores.records import RecordedStudy, open_recorded_study, trial_record
 from advisor.study import yamlsafe
@@ -66,7 +67,7 @@ def build_report(recorded: RecordedStudy) -> Report:
         importances=_importances(study, rows),
         decision="",
         parent_run_id=recorded.tracker.parent_run_id,
-        tracking_uri=recorded.stores.tracking_uri,
+        tracking_uri=redact_url(recorded.stores.tracking_uri),  # printed by --json
         baseline_general_score=measured.get(BASELINE, {}).get("general_score"),
     )
     report.decision = decide(report)

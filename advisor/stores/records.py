@@ -253,8 +253,8 @@ def open_recorded_study(
     stores = Stores.resolve(
         optuna_url=storage, tracking_uri=tracking_uri, artifact_root=artifact_root, root=root
     )
+    optuna_storage = make_storage(stores.optuna_url)  # the store named first is checked first
     refuse_missing_tracking(name, stores.tracking_uri)
-    optuna_storage = make_storage(stores.optuna_url)
     loaded = load_optuna_study(name, optuna_storage)
     if loaded is None:
         tasks = task_study_names(optuna_storage, name)

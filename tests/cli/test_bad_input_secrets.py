@@ -156,7 +156,6 @@ CASES = [
         f"{PG}?api_key=***",
         args=("rerun", "s", "--storage", f"{PG}?api_key={SECRET}"),
         id="rerun-storage-query-api-key",
-        waits_for="rerun creates mlruns/mlflow.db before it opens the storage (issue 14, item 7)",
     ),
     # --- ui: the database is checked in seconds, not after MLflow's 90 s startup -----------------
     bad(
