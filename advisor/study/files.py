@@ -24,6 +24,8 @@ from runners.datafiles import SUFFIXES, Record, read_numbered
 from runners.errors import TrialInputError
 from runners.models import PRESETS as MODEL_PRESETS
 
+from .space import shown
+
 Problem = tuple[tuple[Any, ...], str, str]
 """(location in the YAML, message, fix)."""
 
@@ -46,9 +48,9 @@ def gguf_name_problem(value: str) -> str | None:
     """Why `model.gguf_file` cannot be a file name inside model.source, or None when it can."""
     pure = PurePath(value)
     if pure.is_absolute() or value.startswith("~"):
-        return f"gguf_file {value!r} is an absolute path"
+        return f"gguf_file {shown(value)} is an absolute path"
     if ".." in pure.parts:
-        return f"gguf_file {value!r} leaves model.source through '..'"
+        return f"gguf_file {shown(value)} leaves model.source through '..'"
     return None
 
 
@@ -75,8 +77,8 @@ def file_problems(raw: dict[str, Any], base_dir: Path) -> list[Problem]:
         problems.append(
             (
                 ("tracking", "experiment"),
-                f"experiment {experiment!r} contains '..', which would put its artifacts outside "
-                "tracking.artifact_root",
+                f"experiment {shown(experiment)} contains '..', which would put its artifacts "
+                "outside tracking.artifact_root",
                 "name the experiment without '..' (letters, digits, '-', '_', '/')",
             )
         )
@@ -165,14 +167,15 @@ def _field_problem(
             continue
         if len(missing) == len(records):
             return (
-                f"every record of {name} lacks the field(s) [{field!r}] (data.{role}); fields "
-                f"present: {present}",
-                f"set data.{role} to one of {present}",
+                f"every record of {name} lacks the field(s) [{shown(field)}] (data.{role}); "
+                f"fields present: {shown(present)}",
+                f"set data.{role} to one of {shown(present)}",
             )
         return (
-            f"{name}:{missing[0]}: the record lacks the field(s) [{field!r}] (data.{role}); "
+            f"{name}:{missing[0]}: the record lacks the field(s) [{shown(field)}] (data.{role}); "
             f"{len(missing)} of {len(records)} records do",
-            f"add {field!r} to every record (line {missing[0]} first), or remove those records",
+            f"add {shown(field)} to every record (line {missing[0]} first), or remove those "
+            "records",
         )
     return None
 
@@ -199,7 +202,7 @@ def _model_problems(model: dict[str, Any], base_dir: Path) -> list[Problem]:
         return [
             (
                 ("model", "source"),
-                f"model {source!r} is neither a preset nor an existing local path",
+                f"model {shown(source)} is neither a preset nor an existing local path",
                 f"use a preset ({', '.join(tuple(MODEL_PRESETS))}), a local model directory "
                 "or a .gguf file; nothing is downloaded",
             )

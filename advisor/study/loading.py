@@ -28,7 +28,7 @@ from runners.models import linear_module_names
 from . import yamlsafe
 from .files import file_problems
 from .presets import closest, resolve_target_modules
-from .space import SEARCH_TAGS
+from .space import SEARCH_TAGS, shown
 from .spec import StudySpec
 
 Problem = tuple[int | None, str, str, str]
@@ -158,11 +158,12 @@ def _child(node: yaml.Node | None, item: Any) -> tuple[yaml.Node, int] | None:
 
 
 def _message(item: dict[str, Any]) -> str:
+    """pydantic's message and the value it refused, cut to a readable length (`shown`)."""
     message = str(item["msg"]).removeprefix("Value error, ")
     if item["type"] not in ("missing", "extra_forbidden", "study_rule") and "input" in item:
         value = item["input"]
-        if not isinstance(value, (dict, list)) or len(repr(value)) < 60:
-            message += f" (got {value!r})"
+        if not isinstance(value, (dict, list)) or len(shown(value)) < 60:
+            message += f" (got {shown(value)})"
     return message
 
 
@@ -214,6 +215,8 @@ def fix_for(item: dict[str, Any]) -> str:
 
 
 _TYPE_FIXES = {
+    "finite_number": "write a finite number (.nan and .inf are not values a study can use)",
+    "int_parsing_size": "write a whole number within the field's range (`advisor schema`)",
     "greater_than_equal": "use a value >= {ge}",
     "greater_than": "use a value > {gt}",
     "less_than_equal": "use a value <= {le}",
@@ -248,8 +251,8 @@ def check_model_modules(spec: StudySpec) -> list[str]:
         raise AdvisorInputError(error.message, fix=error.fix, where=error.where) from None
     except (OSError, ValueError, KeyError) as error:  # transformers on a broken model folder
         raise AdvisorInputError(
-            f"cannot read the model config of {spec.model.source!r}: {type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}",
+            f"cannot read the model config of {shown(spec.model.source)}: "
+            f"{type(error).__name__}: {shown(str(error).splitlines()[0]) if str(error) else ''}",
             where="model.source",
             fix="point model.source at an intact Hugging Face model directory (config.json), "
             "a .gguf file or a preset",
