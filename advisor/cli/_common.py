@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -43,6 +44,23 @@ def user_errors(func: F) -> F:
 
 
 def print_json(payload: Any) -> None:
-    """One JSON object on stdout, nothing else: for scripts and `jq`."""
-    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    """One JSON object on stdout, nothing else: for scripts and `jq`.
+
+    Strict JSON, which has no NaN or Infinity (`jq` and most parsers refuse Python's `NaN`):
+    a measured value that is not finite (the eval loss of a diverged trial) prints as null.
+    Inputs are finite (studies and traits refuse .nan/.inf), so nothing else becomes null.
+    """
+    text = json.dumps(finite_or_null(payload), indent=2, default=str, allow_nan=False)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+def finite_or_null(value: Any) -> Any:
+    """`value` with every float that is not finite, at any depth, replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value
