@@ -15,6 +15,7 @@ A multi-task study's files are checked per task (`tasks[i].data`), by the same r
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path, PurePath
 from typing import Any
@@ -23,6 +24,7 @@ from advisor.decide.gguf import read_gguf_header
 from runners.datafiles import SUFFIXES, Record, read_numbered
 from runners.errors import TrialInputError
 from runners.models import PRESETS as MODEL_PRESETS
+from runners.models import read_model_config
 
 from .space import shown
 
@@ -214,12 +216,35 @@ def _model_problems(model: dict[str, Any], base_dir: Path) -> list[Problem]:
             return [(loc, f"{gguf} does not exist", f"use one of {present} or fix the name")]
     elif path.is_file() and path.suffix == ".gguf":
         gguf, loc = path, ("model", "source")
-    elif path.is_dir() and not (path / "config.json").is_file() and len(ggufs := _ggufs(path)) == 1:
+    elif path.is_dir() and os.path.lexists(path / "config.json"):
+        try:  # transformers would parse it unbounded (`json.load`): a traceback, not an error
+            read_model_config(path / "config.json")
+        except TrialInputError as error:
+            return [(("model", "source"), error.message, error.fix or "")]
+        return []
+    elif path.is_dir() and len(ggufs := _ggufs(path)) == 1:
         gguf, loc = ggufs[0], ("model", "source")
     else:
-        return []
+        return [(("model", "source"), _not_a_model(path), _MODEL_FIX)]
     problem = _gguf_problem(gguf)
     return [(loc, problem, _GGUF_FIX)] if problem else []
+
+
+_MODEL_FIX = (
+    "point model.source at a Hugging Face model directory (with config.json), a .gguf file "
+    "(or a folder and model.gguf_file), or a preset"
+)
+
+
+def _not_a_model(path: Path) -> str:
+    """Why `path`, which exists, is not a model advisor can load."""
+    if not path.is_dir():
+        return f"{path} is neither a .gguf file nor a model directory"
+    ggufs = _ggufs(path)
+    if ggufs:
+        names = ", ".join(p.name for p in ggufs[:5]) + (" ..." if len(ggufs) > 5 else "")
+        return f"{path} holds several .gguf files ({names}); model.gguf_file names the one to use"
+    return f"{path} holds neither config.json nor a .gguf file"
 
 
 def _ggufs(folder: Path) -> list[Path]:
