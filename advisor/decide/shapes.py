@@ -13,6 +13,7 @@ the estimates built from them stay finite.
 
 from __future__ import annotations
 
+import os
 import reprlib
 import struct
 from collections.abc import Callable
@@ -266,7 +267,7 @@ def _from_config_file(path: Path) -> ModelShape:
 
 
 def _from_directory(path: Path) -> ModelShape:
-    if (path / "config.json").is_file():
+    if os.path.lexists(path / "config.json"):  # read_model_config names a broken one
         return _from_config_file(path / "config.json")
     ggufs = sorted(path.glob("*.gguf"))
     if ggufs:
@@ -275,7 +276,7 @@ def _from_directory(path: Path) -> ModelShape:
 
 
 _LOADERS: tuple[tuple[Callable[[Path], bool], Callable[[Path], ModelShape]], ...] = (
-    (Path.is_dir, _from_directory),
+    (os.path.isdir, _from_directory),
     (lambda p: p.suffix == ".gguf", shape_from_gguf),
     (lambda p: p.suffix == ".json", _from_config_file),
 )
@@ -288,11 +289,18 @@ def resolve_model(spec: str) -> ModelShape:
         return PRESETS[key]
     path = Path(spec).expanduser()
     presets = ", ".join(PRESETS)
-    if not path.exists():
+    # os.path, not pathlib: False for a link loop or a name too long, where pathlib raises
+    if not os.path.exists(path):
         raise AdvisorInputError(
             f"unknown model {reprlib.repr(spec)}: neither a preset nor an existing path",
             fix=f"use one of the presets ({presets}) or a local model directory, "
             "config.json or .gguf file",
+            where="--model",
+        )
+    if not os.path.isdir(path) and not os.path.isfile(path):  # reading a fifo would block
+        raise AdvisorInputError(
+            f"{path} is not a regular file or a folder",
+            fix=f"use a preset ({presets}), a model directory, config.json or .gguf file",
             where="--model",
         )
     for accepts, load in _LOADERS:

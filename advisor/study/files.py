@@ -21,7 +21,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from advisor.decide.gguf import read_gguf_header
-from runners.datafiles import SUFFIXES, Record, read_numbered
+from runners.datafiles import SUFFIXES, Record, file_problem, read_numbered
 from runners.errors import TrialInputError
 from runners.models import PRESETS as MODEL_PRESETS
 from runners.models import read_model_config
@@ -42,8 +42,15 @@ def resolve_against(value: str, base_dir: Path) -> Path:
 
 
 def escapes_root(path: str | Path, root: str | Path) -> bool:
-    """Whether `path` resolves (symlinks followed, `..` collapsed) to a place outside `root`."""
-    return not Path(path).resolve().is_relative_to(Path(root).resolve())
+    """Whether `path` resolves (symlinks followed, `..` collapsed) to a place outside `root`.
+
+    A path that cannot be resolved (a symbolic-link loop) cannot be opened either: it does not
+    escape, and the file check (`runners.datafiles.file_problem`) says what it is.
+    """
+    try:
+        return not Path(path).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError):  # RuntimeError: pathlib's "Symlink loop" before 3.13
+        return False
 
 
 def gguf_name_problem(value: str) -> str | None:
@@ -104,7 +111,7 @@ def _data_problems(data: dict[str, Any], base_dir: Path) -> list[Problem]:
         if not isinstance(value, str):
             continue
         path = resolve_against(value, base_dir)
-        if not root.is_dir() or escapes_root(path, root):
+        if not os.path.isdir(root) or escapes_root(path, root):
             continue  # DataSpec reports it; a file outside the root is never opened
         limit = data.get(_EXAMPLE_LIMITS[key])
         limit = limit if isinstance(limit, int) else None
@@ -120,13 +127,13 @@ def _data_file_problem(
     """The first problem of one data file as (message, fix), or None when it is usable.
 
     The file is read whole by the reader the trials use (`runners.datafiles`)."""
-    if path.is_dir():
-        return f"{path} is a folder, not a data file", "name a .jsonl or .csv file inside it"
-    if not path.is_file():
-        return (
-            f"data file {str(path)!r} does not exist",
-            f"create it or fix the path (relative paths start at {base_dir})",
-        )
+    problem = file_problem(path)
+    if problem is not None:
+        fixes = {
+            "folder": "name a .jsonl or .csv file inside it",
+            "missing": f"create it or fix the path (relative paths start at {base_dir})",
+        }
+        return problem.message, fixes.get(problem.kind, problem.fix)
     if path.suffix.lower() not in SUFFIXES:
         return None  # DataSpec names the accepted suffixes
     try:
@@ -200,7 +207,11 @@ def _model_problems(model: dict[str, Any], base_dir: Path) -> list[Problem]:
     if not isinstance(source, str) or source in tuple(MODEL_PRESETS):
         return []
     path = resolve_against(source, base_dir)
-    if not path.exists():
+    # os.path, not pathlib: it answers False for a link loop or a name too long, never raises
+    if not os.path.exists(path):
+        problem = file_problem(path, noun="model")
+        if problem is not None and problem.kind != "missing":  # a link loop or to nothing
+            return [(("model", "source"), problem.message, problem.fix)]
         return [
             (
                 ("model", "source"),
@@ -211,18 +222,18 @@ def _model_problems(model: dict[str, Any], base_dir: Path) -> list[Problem]:
         ]
     if isinstance(gguf_file, str):
         gguf, loc = path / gguf_file, ("model", "gguf_file")
-        if not gguf.is_file():
-            present = [p.name for p in _ggufs(path)] if path.is_dir() else []
+        if not os.path.isfile(gguf):
+            present = [p.name for p in _ggufs(path)] if os.path.isdir(path) else []
             return [(loc, f"{gguf} does not exist", f"use one of {present} or fix the name")]
-    elif path.is_file() and path.suffix == ".gguf":
+    elif os.path.isfile(path) and path.suffix == ".gguf":
         gguf, loc = path, ("model", "source")
-    elif path.is_dir() and os.path.lexists(path / "config.json"):
+    elif os.path.isdir(path) and os.path.lexists(path / "config.json"):
         try:  # transformers would parse it unbounded (`json.load`): a traceback, not an error
             read_model_config(path / "config.json")
         except TrialInputError as error:
             return [(("model", "source"), error.message, error.fix or "")]
         return []
-    elif path.is_dir() and len(ggufs := _ggufs(path)) == 1:
+    elif os.path.isdir(path) and len(ggufs := _ggufs(path)) == 1:
         gguf, loc = ggufs[0], ("model", "source")
     else:
         return [(("model", "source"), _not_a_model(path), _MODEL_FIX)]
@@ -238,7 +249,7 @@ _MODEL_FIX = (
 
 def _not_a_model(path: Path) -> str:
     """Why `path`, which exists, is not a model advisor can load."""
-    if not path.is_dir():
+    if not os.path.isdir(path):
         return f"{path} is neither a .gguf file nor a model directory"
     ggufs = _ggufs(path)
     if ggufs:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from advisor.errors import AdvisorInputError
 from advisor.redact import redact_url
 from runners.config import ModelRef
+from runners.datafiles import file_problem
 from runners.errors import TrialInputError
 from runners.models import linear_module_names
 
@@ -93,13 +94,29 @@ def load_study(path: str | Path, *, base_dir: str | Path | None = None) -> Study
 
 
 def _read_study_text(file: Path) -> str:
-    """The study file's text; a missing file, a folder or non-UTF-8 bytes are input errors."""
-    fix = "give the path of a study YAML file, e.g. studies/demo.yaml"
-    if file.is_dir():
-        raise AdvisorInputError(f"{str(file)!r} is a folder, not a study file", fix=fix)
-    if not file.is_file():
-        raise AdvisorInputError(f"study file {str(file)!r} does not exist", fix=fix)
-    data = file.read_bytes()
+    """The study file's text; a path that is no readable regular file (missing, a folder, a
+    link loop, a fifo: `file_problem`), more than `yamlsafe.MAX_BYTES` or non-UTF-8 bytes are
+    input errors."""
+    problem = file_problem(file, noun="study file")
+    if problem is not None:
+        fix = "give the path of a study YAML file, e.g. studies/demo.yaml"
+        raise AdvisorInputError(
+            problem.message, fix=fix if problem.kind in ("missing", "folder") else problem.fix
+        )
+    try:
+        with file.open("rb") as stream:  # no more than the YAML loader would read
+            data = stream.read(yamlsafe.MAX_BYTES + 1)
+    except OSError as error:
+        raise AdvisorInputError(
+            f"study file {shown(str(file))} cannot be read: {error.strerror}",
+            fix="make it readable",
+        ) from None
+    if len(data) > yamlsafe.MAX_BYTES:
+        raise AdvisorInputError(
+            f"{file}:1: the study file has more than {yamlsafe.MAX_BYTES:,} bytes; a study is a "
+            "few KiB",
+            fix="give the path of a study YAML file, e.g. studies/demo.yaml",
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:

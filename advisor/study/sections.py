@@ -13,6 +13,7 @@ memory by `MAX_MEMORY_GB` (RLIMIT_AS counts bytes in 64 bits), a price by `MAX_P
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -162,7 +163,7 @@ class DataSpec(Section):
         if value is None:
             return None if base is None else str(base)
         path = _resolve_path(value, info)
-        if base is not None and not Path(path).is_dir():
+        if base is not None and not os.path.isdir(path):  # False, not a raise, for a link loop
             raise rule(f"data root {path} is not a folder", "create it, or fix data.root")
         return path
 

@@ -74,7 +74,7 @@ def study_for_recommendation(
     n_trials: int = 12,
 ) -> dict[str, Any]:
     """The study (as plain data) that searches around the recommendation's hyperparameters."""
-    if not Path(model).exists() and model not in known_model_presets():
+    if not os.path.exists(model) and model not in known_model_presets():
         raise AdvisorInputError(
             f"the study needs a model the tuner can load locally, and {model!r} is only a shape "
             "preset (the tuner never downloads weights)",

@@ -176,6 +176,9 @@ def test_errors_quote_long_values_cut_short(tmp_path: Path) -> None:
     message = _refusal(tmp_path, _with(("method",), long))
     assert "unknown method 'xxx" in message and "..." in message
     assert len(message) < 1_000
+    raw = _with(("data",), {"train": long + ".jsonl", "eval": "eval.jsonl"})
+    message = _refusal(tmp_path, raw)
+    assert "is too long for the file system" in message and len(message) < 2_000
     with pytest.raises(AdvisorInputError) as caught:
         resolve_target_modules([long] * 1000, ["q_proj", "v_proj"])
     assert len(str(caught.value)) < 2_000 and "and 995 more" in str(caught.value)
