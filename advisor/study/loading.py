@@ -48,9 +48,7 @@ def load_study(path: str | Path, *, base_dir: str | Path | None = None) -> Study
         root, raw = yamlsafe.load(text)
     except yamlsafe.YamlRefused as error:
         raise AdvisorInputError(
-            f"{file}:{error.line or 1}: {error.message}",
-            fix="write each key once, and no anchors that multiply the document "
-            "(`advisor schema` lists what a study holds)",
+            f"{file}:{error.line or 1}: {error.message}", fix=error.fix
         ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
@@ -115,7 +113,8 @@ def _read_study_text(file: Path) -> str:
         raise AdvisorInputError(
             f"{file}:1: the study file has more than {yamlsafe.MAX_BYTES:,} bytes; a study is a "
             "few KiB",
-            fix="give the path of a study YAML file, e.g. studies/demo.yaml",
+            fix="check that it is the study you meant; keep data in data files (data.train) "
+            "and comments short",
         )
     try:
         return data.decode("utf-8")

@@ -143,18 +143,21 @@ STUDY_EDIT_TUNE = [
     bad(
         "s.yaml:",
         "expands to more than 100,000 values",
+        "write the values out",
         prepare=write("s.yaml", laughs_into("seed")),
         id="yaml-billion-laughs-on-a-scalar",
     ),
     bad(
         "s.yaml:1:",
         "contains it",
+        "anchor (&name) a finished value",
         prepare=write("s.yaml", "name: &a [s, *a]\n"),
         id="yaml-recursive-alias",
     ),
     bad(
         "s.yaml",
         "more than 1,048,576 bytes",
+        "keep data in data files",
         prepare=write("s.yaml", "name: s\n# " + "x" * 1_100_000 + "\n"),
         id="yaml-oversized-document",
     ),
