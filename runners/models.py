@@ -9,6 +9,9 @@ GGUF files are dequantised once into a safetensors directory in a cache keyed by
 (`gguf_fingerprint`; dequantising SmolLM2 takes ~30 s and its tokenizer ~11 s, the safetensors copy
 reloads in about a second). The copy is built in a temporary directory and renamed into place
 under a file lock, so concurrent trials never see a half-written model.
+
+A Hugging Face directory's `config.json` is read by `read_model_config`, within bounds, before
+transformers parses it (`json.load`, which recurses per nesting level and reads 1e400 as inf).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runners import jsonsafe
 from runners.config import ModelRef
 from runners.errors import TrialInputError
 
@@ -104,6 +109,47 @@ def gguf_path(ref: ModelRef) -> Path | None:
         fix=f"give {_ACCEPTED}; nothing is downloaded from a model hub",
         where="model.source",
     )
+
+
+MAX_CONFIG_BYTES = 1 << 22
+"""A config.json is a few KiB (a multimodal one with label maps some 100 KiB): 4 MiB is past any."""
+_CONFIG_FIX = (
+    "point model.source at an intact Hugging Face model directory (its config.json a JSON "
+    "object: save the model again), a .gguf file or a preset"
+)
+
+
+def read_model_config(path: Path, *, where: str = "model.source") -> dict[str, Any]:
+    """A model's `config.json` as a dict, read within bounds: a file that is not a regular file,
+    larger than `MAX_CONFIG_BYTES`, not UTF-8, not JSON, not an object, nested past
+    `jsonsafe.MAX_DEPTH` or holding a number that is not finite is a `TrialInputError` naming
+    the file, instead of a RecursionError, AttributeError or inf inside transformers."""
+
+    def refuse(message: str) -> TrialInputError:
+        return TrialInputError(
+            f"cannot read the model config {path}: {message}", fix=_CONFIG_FIX, where=where
+        )
+
+    if not path.is_file():  # a fifo would block the read; a folder cannot be read
+        raise refuse("not a regular file")
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_CONFIG_BYTES + 1)
+    except OSError as error:
+        raise refuse(f"cannot be read ({error.strerror})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise refuse(f"larger than {MAX_CONFIG_BYTES >> 20} MiB; a model config is a few KiB")
+    try:
+        config = jsonsafe.loads(data)
+    except UnicodeDecodeError as error:
+        raise refuse(f"not UTF-8 text (byte {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise refuse(f"line {error.lineno}: not valid JSON: {error.msg}") from None
+    except jsonsafe.UnsafeJson as error:
+        raise refuse(f"a JSON config advisor does not read: {error}") from None
+    if not isinstance(config, dict):
+        raise refuse(f"a JSON {type(config).__name__}, not an object of settings")
+    return config
 
 
 _HEAD_TAIL = 1 << 20
@@ -204,6 +250,7 @@ def load_model_and_tokenizer(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     directory = resolve_model_dir(ref)
+    read_model_config(directory / "config.json")  # bounded, before transformers parses it
     common = {"local_files_only": True, "trust_remote_code": ref.trust_remote_code}
     tokenizer = AutoTokenizer.from_pretrained(directory, **common)
     if tokenizer.pad_token is None:
@@ -233,6 +280,7 @@ def linear_module_names(ref: ModelRef) -> list[str]:
     gguf = gguf_path(ref)
     directory = cached_dir(ref)
     if directory is not None:
+        read_model_config(directory / "config.json")  # bounded, before transformers parses it
         config = AutoConfig.from_pretrained(
             directory, local_files_only=True, trust_remote_code=ref.trust_remote_code
         )

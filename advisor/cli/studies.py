@@ -1,5 +1,10 @@
 """Commands for study files: `advisor validate FILE` and `advisor schema`.
 
+`validate` runs every check `advisor tune` runs before it records anything: the study file and
+the files it names, the target modules against the model's real layers (`--no-check-model`
+skips reading the model) and the personal-data gate on the data. A study it passes is not
+refused by `tune` for its inputs (stores are tune's to open: validate writes nothing).
+
 Only typer/rich at module level; the study package (pydantic, yaml) is imported inside the
 commands so that `advisor --help` stays instant.
 """
@@ -26,7 +31,12 @@ def _format_values(values: Any) -> str:
 
 
 def study_summary(path: Path, *, check_model: bool) -> dict[str, Any]:
-    """Load, validate and (optionally) check target modules; a JSON-ready summary of the study."""
+    """Load and validate the study, check its target modules against the model (unless not
+    `check_model`) and its data for personal data, as `tune` does; a JSON-ready summary."""
+    from advisor.scan.gate import (  # lazy: the scanners, kept off `advisor --help`
+        check_study_data,
+        describe_pii,
+    )
     from advisor.study import (  # lazy: pydantic, kept off `advisor --help`
         check_model_modules,
         fixed_parameters,
@@ -34,9 +44,21 @@ def study_summary(path: Path, *, check_model: bool) -> dict[str, Any]:
         search_parameters,
         spec_hash,
     )
+    from advisor.study.tasks import expand_tasks  # lazy: pydantic, kept off `advisor --help`
 
     spec = load_study(path)
     modules = check_model_modules(spec) if check_model else None
+    data_checks = []
+    for view in expand_tasks(spec) or [spec]:  # each task's data, as `tune` scans it
+        report = check_study_data(view, tokens=check_model)
+        data_checks.append(
+            {
+                "study": view.name,
+                "files": [info.path for info in report.files],
+                "rows": report.rows,
+                "personal_data": describe_pii(report),  # only when data.allow_pii says so
+            }
+        )
     size = spec.space_size()
     searched = {
         p.name: list(p.choices)
@@ -64,6 +86,7 @@ def study_summary(path: Path, *, check_model: bool) -> dict[str, Any]:
         "experiment": spec.tracking.experiment,
         "spec_hash": spec_hash(spec),
         "model_modules": modules,
+        "data_checks": data_checks,
     }
 
 
@@ -97,6 +120,17 @@ def _render(summary: dict[str, Any]) -> None:
         console.print(
             f"model modules: {', '.join(summary['model_modules'])}", highlight=False, markup=False
         )
+    else:
+        console.print("model modules: not checked (--no-check-model)", highlight=False)
+    for check in summary["data_checks"]:
+        names = ", ".join(Path(file).name for file in check["files"])
+        found = check["personal_data"]
+        verdict = f"{found} (allowed by data.allow_pii)" if found else "no personal data"
+        console.print(
+            f"data scan ({check['study']}): {check['rows']} rows of {names}: {verdict}",
+            highlight=False,
+            markup=False,
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -107,14 +141,16 @@ def register(app: typer.Typer) -> None:
     def validate(
         file: Path = typer.Argument(..., help="Study YAML file, e.g. studies/demo.yaml."),
         check_model: bool = typer.Option(
-            False,
+            True,
             "--check-model/--no-check-model",
-            help="Also check target_modules against the model's real module names (reads the "
-            "model's config; a few seconds).",
+            help="Check target_modules against the model's real module names and count data "
+            "lengths in its tokens, as `advisor tune` does (reads the model's config and "
+            "tokenizer; a few seconds). --no-check-model reads nothing of the model.",
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
-        """Validate a study file and report every problem at once (exit 2 when invalid)."""
+        """Validate a study file as `advisor tune` would, every problem at once (exit 2 when
+        invalid): the file, its data (personal data included) and the model's modules."""
         summary = study_summary(file, check_model=check_model)
         if as_json:
             print_json(summary)

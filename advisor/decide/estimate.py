@@ -42,6 +42,7 @@ checkpointing recomputes the forward (+2N). MFU 0.35 is a typical achieved fract
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -76,6 +77,9 @@ Precision = Literal["bf16", "fp32"]
 NF4_BYTES = 0.5
 DOUBLE_QUANT_BYTES = 1 / 64 + 4 / (64 * 256)
 ADAPTER_BYTES = 4  # fp32 adapter weights (peft upcasts adapters of a 16-bit base)
+MAX_COUNT = 2**31 - 1
+"""Largest rank, batch or sequence length estimated: the bytes stay finite floats (a larger
+Python int, which typer accepts, overflows `float`)."""
 CUDA_OVERHEAD_GB = 0.5
 CPU_RUNTIME_GB = 0.45
 """Resident memory of a trial process before the model: Python with torch, transformers, peft and
@@ -228,10 +232,10 @@ def estimate_memory(
             f"unknown method {method!r}", fix=f"use one of {', '.join(METHODS)}", where="--method"
         )
     for option, value in (("--r", r), ("--batch-size", batch_size), ("--seq-len", seq_len)):
-        if value <= 0:
+        if not 0 < value <= MAX_COUNT:
             raise AdvisorInputError(
-                f"`{option} > 0` must hold, got {value}",
-                fix=f"pass a positive {option}",
+                f"`0 < {option} <= {MAX_COUNT}` must hold, got {reprlib.repr(value)}",
+                fix=f"pass a whole number from 1 to {MAX_COUNT}",
                 where=option,
             )
     if device not in ("cuda", "cpu"):

@@ -6,12 +6,15 @@ fully described, for counting parameters and activations, by hidden size, layers
 MLP width, vocabulary and whether the output head shares the embedding matrix.
 
 GGUF metadata is read by `advisor.decide.gguf`, a header parser that reads only the first
-kilobytes of the file.
+kilobytes of the file; a config.json by `runners.models.read_model_config`, within bounds. Either
+may hold anything: each dimension must be a whole number in 1 .. 2^31-1 (`MAX_DIMENSION`), so
+the estimates built from them stay finite.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import reprlib
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +22,22 @@ from pathlib import Path
 from typing import Any
 
 from advisor.errors import AdvisorInputError
+from runners.errors import InputError
 from runners.methods.targets import LINEAR_MODULES
+from runners.models import read_model_config
 
 from .gguf import read_gguf_header
+
+MAX_DIMENSION = 2**31 - 1
+"""Largest size of one dimension (the biggest models have vocabularies of ~256k, widths of ~16k)."""
+_DIMENSIONS = (
+    "hidden_size",
+    "num_layers",
+    "num_heads",
+    "num_kv_heads",
+    "intermediate_size",
+    "vocab_size",
+)
 
 
 @dataclass(frozen=True)
@@ -42,10 +58,12 @@ class ModelShape:
     """Qwen2 puts biases on q/k/v; Llama and Mistral have none."""
 
     def __post_init__(self) -> None:
-        for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads"):
-            if getattr(self, name) <= 0:
+        for name in (*_DIMENSIONS, "head_dim"):
+            value, low = getattr(self, name), 0 if name == "head_dim" else 1
+            if type(value) is not int or not low <= value <= MAX_DIMENSION:  # bool is no size
                 raise AdvisorInputError(
-                    f"model shape {self.name!r}: `{name} > 0` must hold, got {getattr(self, name)}",
+                    f"model shape {reprlib.repr(self.name)}: `{low} <= {name} <= {MAX_DIMENSION}` "
+                    f"must hold, got {reprlib.repr(value)}",
                     fix="check the model's config.json / GGUF metadata",
                     where="--model",
                 )
@@ -160,12 +178,19 @@ _BIASED_FAMILIES = frozenset({"qwen2"})
 
 def shape_from_hf_config(config: dict[str, Any], name: str) -> ModelShape:
     """A `ModelShape` from the dict of a Hugging Face `config.json`."""
-    config = {**config.get("text_config", {}), **config}
+    text_config = config.get("text_config") or {}
+    if not isinstance(text_config, dict):
+        raise AdvisorInputError(
+            f"{name}: config.json's text_config is a {type(text_config).__name__}, not an object",
+            fix="point --model at a decoder-only model's config.json, or use a preset",
+            where="--model",
+        )
+    config = {**text_config, **config}
     values: dict[str, Any] = {}
     for ours, keys in _HF_KEYS.items():
-        found = next((config[k] for k in keys if config.get(k) is not None), None)
-        if found is not None:
-            values[ours] = int(found)
+        key = next((k for k in keys if config.get(k) is not None), None)
+        if key is not None:
+            values[ours] = _whole(config[key], f"{name}: config.json's {key}")
     if "intermediate_size" not in values and "hidden_size" in values:
         values["intermediate_size"] = 4 * values["hidden_size"]
     missing = [
@@ -185,6 +210,19 @@ def shape_from_hf_config(config: dict[str, Any], name: str) -> ModelShape:
         ),
         **values,
     )
+
+
+def _whole(value: Any, what: str) -> int:
+    """`value` as an int: a whole number (12 or 12.0), not a bool, a fraction or a string."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AdvisorInputError(
+            f"{what} must be a whole number, got {reprlib.repr(value)}",
+            fix="point --model at an intact config.json, or use a preset",
+            where="--model",
+        )
+    return value
 
 
 def shape_from_gguf(path: Path) -> ModelShape:
@@ -217,11 +255,19 @@ def shape_from_gguf(path: Path) -> ModelShape:
 
 def _from_config_file(path: Path) -> ModelShape:
     name = path.parent.name or path.stem
-    return shape_from_hf_config(json.loads(path.read_text(encoding="utf-8")), name)
+    try:
+        config = read_model_config(path, where="--model")
+    except InputError as error:
+        raise AdvisorInputError(
+            error.message,
+            fix=f"point --model at an intact config.json, or use a preset ({', '.join(PRESETS)})",
+            where="--model",
+        ) from None
+    return shape_from_hf_config(config, name)
 
 
 def _from_directory(path: Path) -> ModelShape:
-    if (path / "config.json").is_file():
+    if os.path.lexists(path / "config.json"):  # read_model_config names a broken one
         return _from_config_file(path / "config.json")
     ggufs = sorted(path.glob("*.gguf"))
     if ggufs:
@@ -230,7 +276,7 @@ def _from_directory(path: Path) -> ModelShape:
 
 
 _LOADERS: tuple[tuple[Callable[[Path], bool], Callable[[Path], ModelShape]], ...] = (
-    (Path.is_dir, _from_directory),
+    (os.path.isdir, _from_directory),
     (lambda p: p.suffix == ".gguf", shape_from_gguf),
     (lambda p: p.suffix == ".json", _from_config_file),
 )
@@ -243,11 +289,18 @@ def resolve_model(spec: str) -> ModelShape:
         return PRESETS[key]
     path = Path(spec).expanduser()
     presets = ", ".join(PRESETS)
-    if not path.exists():
+    # os.path, not pathlib: False for a link loop or a name too long, where pathlib raises
+    if not os.path.exists(path):
         raise AdvisorInputError(
-            f"unknown model {spec!r}: neither a preset nor an existing path",
+            f"unknown model {reprlib.repr(spec)}: neither a preset nor an existing path",
             fix=f"use one of the presets ({presets}) or a local model directory, "
             "config.json or .gguf file",
+            where="--model",
+        )
+    if not os.path.isdir(path) and not os.path.isfile(path):  # reading a fifo would block
+        raise AdvisorInputError(
+            f"{path} is not a regular file or a folder",
+            fix=f"use a preset ({presets}), a model directory, config.json or .gguf file",
             where="--model",
         )
     for accepts, load in _LOADERS:

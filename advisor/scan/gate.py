@@ -4,7 +4,8 @@ A study trains on its data for hours and logs what the model learnt; personal da
 in adapters, generations and logs. So `advisor tune` scans first and stops (exit 2) on any
 e-mail address, phone, resident ID, card number or IP address, naming the rows, unless the study
 sets `data.allow_pii: true` (e.g. synthetic values: say so in its description). The full report
-is returned either way, for the study's MLflow run.
+is returned either way, for the study's MLflow run. `advisor validate` runs the same gate, so a
+study it passes is not refused here.
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ ROWS_NAMED = 10
 FIX = "remove or mask them, or set data.allow_pii: true in the study (and say why in description)"
 
 
-def check_study_data(spec: StudySpec) -> ScanReport:
+def check_study_data(spec: StudySpec, *, tokens: bool = True) -> ScanReport:
     """Scan `spec.data.train` and `spec.data.eval` with the study's model, fields and length.
 
     Raises AdvisorInputError when they hold personal data and the study does not allow it.
+    `tokens=False` counts lengths in words and loads no tokenizer (`advisor validate
+    --no-check-model` reads nothing of the model); the refusal is the same either way.
     """
     report = scan_files(
         [spec.data.train, spec.data.eval],
         options=study_options(spec),
-        model=spec.model.source,
+        model=spec.model.source if tokens else None,
         trust_remote_code=spec.model.trust_remote_code,
         gguf_file=spec.model.gguf_file,
         where="data",

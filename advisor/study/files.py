@@ -15,14 +15,18 @@ A multi-task study's files are checked per task (`tasks[i].data`), by the same r
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path, PurePath
 from typing import Any
 
 from advisor.decide.gguf import read_gguf_header
-from runners.datafiles import SUFFIXES, Record, read_numbered
+from runners.datafiles import SUFFIXES, Record, file_problem, read_numbered
 from runners.errors import TrialInputError
 from runners.models import PRESETS as MODEL_PRESETS
+from runners.models import read_model_config
+
+from .space import shown
 
 Problem = tuple[tuple[Any, ...], str, str]
 """(location in the YAML, message, fix)."""
@@ -38,17 +42,24 @@ def resolve_against(value: str, base_dir: Path) -> Path:
 
 
 def escapes_root(path: str | Path, root: str | Path) -> bool:
-    """Whether `path` resolves (symlinks followed, `..` collapsed) to a place outside `root`."""
-    return not Path(path).resolve().is_relative_to(Path(root).resolve())
+    """Whether `path` resolves (symlinks followed, `..` collapsed) to a place outside `root`.
+
+    A path that cannot be resolved (a symbolic-link loop) cannot be opened either: it does not
+    escape, and the file check (`runners.datafiles.file_problem`) says what it is.
+    """
+    try:
+        return not Path(path).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError):  # RuntimeError: pathlib's "Symlink loop" before 3.13
+        return False
 
 
 def gguf_name_problem(value: str) -> str | None:
     """Why `model.gguf_file` cannot be a file name inside model.source, or None when it can."""
     pure = PurePath(value)
     if pure.is_absolute() or value.startswith("~"):
-        return f"gguf_file {value!r} is an absolute path"
+        return f"gguf_file {shown(value)} is an absolute path"
     if ".." in pure.parts:
-        return f"gguf_file {value!r} leaves model.source through '..'"
+        return f"gguf_file {shown(value)} leaves model.source through '..'"
     return None
 
 
@@ -75,8 +86,8 @@ def file_problems(raw: dict[str, Any], base_dir: Path) -> list[Problem]:
         problems.append(
             (
                 ("tracking", "experiment"),
-                f"experiment {experiment!r} contains '..', which would put its artifacts outside "
-                "tracking.artifact_root",
+                f"experiment {shown(experiment)} contains '..', which would put its artifacts "
+                "outside tracking.artifact_root",
                 "name the experiment without '..' (letters, digits, '-', '_', '/')",
             )
         )
@@ -100,7 +111,7 @@ def _data_problems(data: dict[str, Any], base_dir: Path) -> list[Problem]:
         if not isinstance(value, str):
             continue
         path = resolve_against(value, base_dir)
-        if not root.is_dir() or escapes_root(path, root):
+        if not os.path.isdir(root) or escapes_root(path, root):
             continue  # DataSpec reports it; a file outside the root is never opened
         limit = data.get(_EXAMPLE_LIMITS[key])
         limit = limit if isinstance(limit, int) else None
@@ -116,13 +127,13 @@ def _data_file_problem(
     """The first problem of one data file as (message, fix), or None when it is usable.
 
     The file is read whole by the reader the trials use (`runners.datafiles`)."""
-    if path.is_dir():
-        return f"{path} is a folder, not a data file", "name a .jsonl or .csv file inside it"
-    if not path.is_file():
-        return (
-            f"data file {str(path)!r} does not exist",
-            f"create it or fix the path (relative paths start at {base_dir})",
-        )
+    problem = file_problem(path)
+    if problem is not None:
+        fixes = {
+            "folder": "name a .jsonl or .csv file inside it",
+            "missing": f"create it or fix the path (relative paths start at {base_dir})",
+        }
+        return problem.message, fixes.get(problem.kind, problem.fix)
     if path.suffix.lower() not in SUFFIXES:
         return None  # DataSpec names the accepted suffixes
     try:
@@ -165,14 +176,15 @@ def _field_problem(
             continue
         if len(missing) == len(records):
             return (
-                f"every record of {name} lacks the field(s) [{field!r}] (data.{role}); fields "
-                f"present: {present}",
-                f"set data.{role} to one of {present}",
+                f"every record of {name} lacks the field(s) [{shown(field)}] (data.{role}); "
+                f"fields present: {shown(present)}",
+                f"set data.{role} to one of {shown(present)}",
             )
         return (
-            f"{name}:{missing[0]}: the record lacks the field(s) [{field!r}] (data.{role}); "
+            f"{name}:{missing[0]}: the record lacks the field(s) [{shown(field)}] (data.{role}); "
             f"{len(missing)} of {len(records)} records do",
-            f"add {field!r} to every record (line {missing[0]} first), or remove those records",
+            f"add {shown(field)} to every record (line {missing[0]} first), or remove those "
+            "records",
         )
     return None
 
@@ -195,28 +207,55 @@ def _model_problems(model: dict[str, Any], base_dir: Path) -> list[Problem]:
     if not isinstance(source, str) or source in tuple(MODEL_PRESETS):
         return []
     path = resolve_against(source, base_dir)
-    if not path.exists():
+    # os.path, not pathlib: it answers False for a link loop or a name too long, never raises
+    if not os.path.exists(path):
+        problem = file_problem(path, noun="model")
+        if problem is not None and problem.kind != "missing":  # a link loop or to nothing
+            return [(("model", "source"), problem.message, problem.fix)]
         return [
             (
                 ("model", "source"),
-                f"model {source!r} is neither a preset nor an existing local path",
+                f"model {shown(source)} is neither a preset nor an existing local path",
                 f"use a preset ({', '.join(tuple(MODEL_PRESETS))}), a local model directory "
                 "or a .gguf file; nothing is downloaded",
             )
         ]
     if isinstance(gguf_file, str):
         gguf, loc = path / gguf_file, ("model", "gguf_file")
-        if not gguf.is_file():
-            present = [p.name for p in _ggufs(path)] if path.is_dir() else []
+        if not os.path.isfile(gguf):
+            present = [p.name for p in _ggufs(path)] if os.path.isdir(path) else []
             return [(loc, f"{gguf} does not exist", f"use one of {present} or fix the name")]
-    elif path.is_file() and path.suffix == ".gguf":
+    elif os.path.isfile(path) and path.suffix == ".gguf":
         gguf, loc = path, ("model", "source")
-    elif path.is_dir() and not (path / "config.json").is_file() and len(ggufs := _ggufs(path)) == 1:
+    elif os.path.isdir(path) and os.path.lexists(path / "config.json"):
+        try:  # transformers would parse it unbounded (`json.load`): a traceback, not an error
+            read_model_config(path / "config.json")
+        except TrialInputError as error:
+            return [(("model", "source"), error.message, error.fix or "")]
+        return []
+    elif os.path.isdir(path) and len(ggufs := _ggufs(path)) == 1:
         gguf, loc = ggufs[0], ("model", "source")
     else:
-        return []
+        return [(("model", "source"), _not_a_model(path), _MODEL_FIX)]
     problem = _gguf_problem(gguf)
     return [(loc, problem, _GGUF_FIX)] if problem else []
+
+
+_MODEL_FIX = (
+    "point model.source at a Hugging Face model directory (with config.json), a .gguf file "
+    "(or a folder and model.gguf_file), or a preset"
+)
+
+
+def _not_a_model(path: Path) -> str:
+    """Why `path`, which exists, is not a model advisor can load."""
+    if not os.path.isdir(path):
+        return f"{path} is neither a .gguf file nor a model directory"
+    ggufs = _ggufs(path)
+    if ggufs:
+        names = ", ".join(p.name for p in ggufs[:5]) + (" ..." if len(ggufs) > 5 else "")
+        return f"{path} holds several .gguf files ({names}); model.gguf_file names the one to use"
+    return f"{path} holds neither config.json nor a .gguf file"
 
 
 def _ggufs(folder: Path) -> list[Path]:

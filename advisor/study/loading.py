@@ -22,13 +22,14 @@ from pydantic import BaseModel, ValidationError
 from advisor.errors import AdvisorInputError
 from advisor.redact import redact_url
 from runners.config import ModelRef
+from runners.datafiles import file_problem
 from runners.errors import TrialInputError
 from runners.models import linear_module_names
 
 from . import yamlsafe
 from .files import file_problems
 from .presets import closest, resolve_target_modules
-from .space import SEARCH_TAGS
+from .space import SEARCH_TAGS, shown
 from .spec import StudySpec
 
 Problem = tuple[int | None, str, str, str]
@@ -47,9 +48,7 @@ def load_study(path: str | Path, *, base_dir: str | Path | None = None) -> Study
         root, raw = yamlsafe.load(text)
     except yamlsafe.YamlRefused as error:
         raise AdvisorInputError(
-            f"{file}:{error.line or 1}: {error.message}",
-            fix="write each key once, and no anchors that multiply the document "
-            "(`advisor schema` lists what a study holds)",
+            f"{file}:{error.line or 1}: {error.message}", fix=error.fix
         ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
@@ -93,13 +92,30 @@ def load_study(path: str | Path, *, base_dir: str | Path | None = None) -> Study
 
 
 def _read_study_text(file: Path) -> str:
-    """The study file's text; a missing file, a folder or non-UTF-8 bytes are input errors."""
-    fix = "give the path of a study YAML file, e.g. studies/demo.yaml"
-    if file.is_dir():
-        raise AdvisorInputError(f"{str(file)!r} is a folder, not a study file", fix=fix)
-    if not file.is_file():
-        raise AdvisorInputError(f"study file {str(file)!r} does not exist", fix=fix)
-    data = file.read_bytes()
+    """The study file's text; a path that is no readable regular file (missing, a folder, a
+    link loop, a fifo: `file_problem`), more than `yamlsafe.MAX_BYTES` or non-UTF-8 bytes are
+    input errors."""
+    problem = file_problem(file, noun="study file")
+    if problem is not None:
+        fix = "give the path of a study YAML file, e.g. studies/demo.yaml"
+        raise AdvisorInputError(
+            problem.message, fix=fix if problem.kind in ("missing", "folder") else problem.fix
+        )
+    try:
+        with file.open("rb") as stream:  # no more than the YAML loader would read
+            data = stream.read(yamlsafe.MAX_BYTES + 1)
+    except OSError as error:
+        raise AdvisorInputError(
+            f"study file {shown(str(file))} cannot be read: {error.strerror}",
+            fix="make it readable",
+        ) from None
+    if len(data) > yamlsafe.MAX_BYTES:
+        raise AdvisorInputError(
+            f"{file}:1: the study file has more than {yamlsafe.MAX_BYTES:,} bytes; a study is a "
+            "few KiB",
+            fix="check that it is the study you meant; keep data in data files (data.train) "
+            "and comments short",
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -158,11 +174,12 @@ def _child(node: yaml.Node | None, item: Any) -> tuple[yaml.Node, int] | None:
 
 
 def _message(item: dict[str, Any]) -> str:
+    """pydantic's message and the value it refused, cut to a readable length (`shown`)."""
     message = str(item["msg"]).removeprefix("Value error, ")
     if item["type"] not in ("missing", "extra_forbidden", "study_rule") and "input" in item:
         value = item["input"]
-        if not isinstance(value, (dict, list)) or len(repr(value)) < 60:
-            message += f" (got {value!r})"
+        if not isinstance(value, (dict, list)) or len(shown(value)) < 60:
+            message += f" (got {shown(value)})"
     return message
 
 
@@ -214,6 +231,8 @@ def fix_for(item: dict[str, Any]) -> str:
 
 
 _TYPE_FIXES = {
+    "finite_number": "write a finite number (.nan and .inf are not values a study can use)",
+    "int_parsing_size": "write a whole number within the field's range (`advisor schema`)",
     "greater_than_equal": "use a value >= {ge}",
     "greater_than": "use a value > {gt}",
     "less_than_equal": "use a value <= {le}",
@@ -248,8 +267,8 @@ def check_model_modules(spec: StudySpec) -> list[str]:
         raise AdvisorInputError(error.message, fix=error.fix, where=error.where) from None
     except (OSError, ValueError, KeyError) as error:  # transformers on a broken model folder
         raise AdvisorInputError(
-            f"cannot read the model config of {spec.model.source!r}: {type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}",
+            f"cannot read the model config of {shown(spec.model.source)}: "
+            f"{type(error).__name__}: {shown(str(error).splitlines()[0]) if str(error) else ''}",
             where="model.source",
             fix="point model.source at an intact Hugging Face model directory (config.json), "
             "a .gguf file or a preset",

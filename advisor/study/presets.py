@@ -13,6 +13,10 @@ from collections.abc import Sequence
 from advisor.errors import AdvisorInputError
 from runners.methods.targets import TARGET_MODULE_PRESETS
 
+from .space import shown
+
+HINTS_SHOWN = 5
+"""Unknown module names an error lists (a choice may list thousands)."""
 SEPARATOR = "+"
 """Joins an explicit module list into one Optuna categorical choice: `q_proj+v_proj`."""
 
@@ -31,9 +35,11 @@ def encode_choice(choice: str | Sequence[str]) -> str:
         raise ValueError("an explicit target_modules list must name at least one module")
     for name in names:
         if not name or SEPARATOR in name:
-            raise ValueError(f"module name must be non-empty and free of {SEPARATOR!r}: {name!r}")
+            raise ValueError(
+                f"module name must be non-empty and free of {SEPARATOR!r}: {shown(name)}"
+            )
     if len(names) == 1 and names[0] in TARGET_MODULE_PRESETS:
-        raise ValueError(f"module name {names[0]!r} collides with the preset of the same name")
+        raise ValueError(f"module name {shown(names[0])} collides with the preset of the same name")
     return SEPARATOR.join(names)
 
 
@@ -73,9 +79,11 @@ def resolve_target_modules(
     missing = [name for name in names if name not in real]
     if missing:
         hints = []
-        for name in missing:
+        for name in missing[:HINTS_SHOWN]:
             near = closest(name, real)
-            hints.append(f"{name!r} (did you mean {near!r}?)" if near else repr(name))
+            hints.append(f"{shown(name)} (did you mean {near!r}?)" if near else shown(name))
+        if len(missing) > HINTS_SHOWN:
+            hints.append(f"and {len(missing) - HINTS_SHOWN} more")
         label = (
             f"preset {choice!r}"
             if isinstance(choice, str) and choice in TARGET_MODULE_PRESETS

@@ -2,12 +2,18 @@
 cost, tracking, and the tasks of a multi-task study.
 
 Every section forbids unknown keys and documents each field (the JSON Schema of `advisor schema`
-is generated from these descriptions). Rules within one section live in that section's
-validator; rules across sections live in `advisor.study.spec`.
+is generated from these descriptions), numbers with their range. Rules within one section live
+in that section's validator; rules across sections live in `advisor.study.spec`.
+
+Numbers are finite (`space.Section`) and bounded where a larger value would only fail later, in
+a trial or a thread, after the study was recorded: whole numbers by `INT_MAX`, durations by
+`MAX_SECONDS` (`threading.Timer` overflows past ~292 years; a year is past any real limit),
+memory by `MAX_MEMORY_GB` (RLIMIT_AS counts bytes in 64 bits), a price by `MAX_PRICE_PER_HOUR`.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +23,7 @@ from runners.metrics import METRICS
 from runners.models import PRESETS as MODEL_PRESETS
 
 from .files import escapes_root
-from .space import PositiveInt, Section, rule
+from .space import INT_MAX, NonNegativeInt, PositiveInt, Section, rule, shown
 
 COST_OBJECTIVES = ("wall_seconds", "peak_memory_mb", "trainable_params", "cost_usd")
 """What a study can minimise beside its metric (and what a report picks the cheapest by)."""
@@ -62,6 +68,12 @@ def _resolve_path(value: str, info: ValidationInfo) -> str:
 
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv")
+MAX_SECONDS = 366 * 24 * 3600
+"""Longest duration a study states (timeouts, heartbeats): a year."""
+MAX_MEMORY_GB = 2**20
+"""Largest memory cap: a pebibyte, far past any machine (and within RLIMIT_AS's 64 bits)."""
+MAX_PRICE_PER_HOUR = 1e6
+"""Largest machine price, USD/h: far past any offer, so that cost_usd stays finite."""
 
 
 class ReplaySpec(Section):
@@ -76,8 +88,8 @@ class ReplaySpec(Section):
         None,
         ge=0,
         lt=1,
-        description="Replay share of the training mixture, e.g. 0.05 or 0.1: round(f x task "
-        "examples / (1 - f)) rows, drawn with the study's seed. Or search it with "
+        description="Replay share of the training mixture, [0, 1), e.g. 0.05 or 0.1: "
+        "round(f x task examples / (1 - f)) rows, drawn with the study's seed. Or search it with "
         "search.replay_fraction (then leave this out).",
     )
     prompt_field: str = Field("prompt", description="Key holding the request in the replay file.")
@@ -101,8 +113,12 @@ class DataSpec(Section):
     prompt_field: str = Field("prompt", description="Column/key holding the user's request.")
     response_field: str = Field("response", description="Column/key holding the wanted answer.")
     system_prompt: str | None = Field(None, description="System message put before every prompt.")
-    max_train_examples: PositiveInt | None = Field(None, description="Use only the first N.")
-    max_eval_examples: PositiveInt | None = Field(None, description="Evaluate only the first N.")
+    max_train_examples: PositiveInt | None = Field(
+        None, description="Use only the first N (1 .. 2^31-1)."
+    )
+    max_eval_examples: PositiveInt | None = Field(
+        None, description="Evaluate only the first N (1 .. 2^31-1)."
+    )
     allow_pii: bool = Field(
         False,
         description="Tune even though `advisor scan` finds personal data (e-mail addresses, phone "
@@ -118,15 +134,15 @@ class DataSpec(Section):
     def _data_file(cls, value: str, info: ValidationInfo) -> str:
         if not value.endswith(DATA_SUFFIXES):
             raise rule(
-                f"data file {value!r} must end in {', '.join(DATA_SUFFIXES)}",
+                f"data file {shown(value)} must end in {', '.join(DATA_SUFFIXES)}",
                 "convert it to JSON Lines (one object per line) or CSV with a header",
             )
         path = _resolve_path(value, info)
         root = info.data.get("root")
         if root is not None and escapes_root(path, root):
             raise rule(
-                f"data file {value!r} resolves to {Path(path).resolve()}, outside the data root "
-                f"{Path(root).resolve()}",
+                f"data file {shown(value)} resolves to {Path(path).resolve()}, outside the data "
+                f"root {Path(root).resolve()}",
                 "move the file under the data root, or set data.root to a folder that holds it",
             )
         return path
@@ -147,7 +163,7 @@ class DataSpec(Section):
         if value is None:
             return None if base is None else str(base)
         path = _resolve_path(value, info)
-        if base is not None and not Path(path).is_dir():
+        if base is not None and not os.path.isdir(path):  # False, not a raise, for a link loop
             raise rule(f"data root {path} is not a folder", "create it, or fix data.root")
         return path
 
@@ -166,13 +182,21 @@ OPTIMIZERS = (
 class TrainSpec(Section):
     """The training budget of every trial."""
 
-    max_steps: PositiveInt = Field(30, description="Optimizer steps per trial.")
-    batch_size: PositiveInt = Field(4, description="Examples per device step.")
-    gradient_accumulation_steps: PositiveInt = Field(1, description="Steps per optimizer update.")
-    max_seq_length: int = Field(128, ge=16, description="Prompt + response tokens; longer cut.")
-    eval_steps: PositiveInt = Field(10, description="Eval loss every N steps (feeds the pruner).")
-    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of steps warming the LR up.")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_steps: PositiveInt = Field(30, description="Optimizer steps per trial (1 .. 2^31-1).")
+    batch_size: PositiveInt = Field(4, description="Examples per device step (1 .. 2^31-1).")
+    gradient_accumulation_steps: PositiveInt = Field(
+        1, description="Steps per optimizer update (1 .. 2^31-1)."
+    )
+    max_seq_length: int = Field(
+        128, ge=16, le=INT_MAX, description="Prompt + response tokens, 16 .. 2^31-1; longer cut."
+    )
+    eval_steps: PositiveInt = Field(
+        10, description="Eval loss every N steps, 1 .. max_steps (feeds the pruner)."
+    )
+    warmup_ratio: float = Field(
+        0.0, ge=0, lt=1, description="Share of steps warming the LR up, [0, 1)."
+    )
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay, finite and >= 0.")
     gradient_checkpointing: bool = Field(
         False, description="Trade compute for activation memory (slow on CPU: off by default)."
     )
@@ -196,9 +220,13 @@ class TrainSpec(Section):
 class EvalSpec(Section):
     """How the task metric is measured (greedy generation on the eval set)."""
 
-    max_new_tokens: PositiveInt = Field(64, description="Generation budget per answer.")
-    batch_size: PositiveInt = Field(8, description="Prompts generated together.")
-    samples_to_log: int = Field(10, ge=0, description="Generations saved as an MLflow artifact.")
+    max_new_tokens: PositiveInt = Field(
+        64, description="Generation budget per answer (1 .. 2^31-1)."
+    )
+    batch_size: PositiveInt = Field(8, description="Prompts generated together (1 .. 2^31-1).")
+    samples_to_log: NonNegativeInt = Field(
+        10, description="Generations saved as an MLflow artifact (0 .. 2^31-1)."
+    )
     forgetting: bool = Field(
         True,
         description="Measure forgetting per trial against the base model on probes shipped with "
@@ -206,10 +234,10 @@ class EvalSpec(Section):
         "general instructions (on SmolLM2: 2 forward passes over 2k tokens, 2 x 30 short answers).",
     )
     forgetting_text_tokens: int = Field(
-        2048, ge=64, le=16384, description="Tokens of the general-text probe scored."
+        2048, ge=64, le=16384, description="Tokens of the general-text probe scored, 64 .. 16384."
     )
-    forgetting_prompts: int = Field(
-        30, ge=1, description="General instruction prompts answered (the probe holds 30)."
+    forgetting_prompts: PositiveInt = Field(
+        30, description="General instruction prompts answered, >= 1 (the probe holds 30)."
     )
 
 
@@ -220,22 +248,33 @@ class OptunaSpec(Section):
     pruner: Literal["median", "hyperband", "none"] = Field(
         "median", description="Stops trials whose eval loss lags (single objective only)."
     )
-    n_trials: PositiveInt = Field(10, description="Trials to run (a rerun continues up to it).")
-    timeout_s: float | None = Field(None, gt=0, description="Stop starting trials after this.")
-    n_startup_trials: int = Field(
-        3, ge=0, description="Random trials before TPE models the space, and before pruning."
+    n_trials: PositiveInt = Field(
+        10, description="Trials to run, 1 .. 2^31-1 (a rerun continues up to it)."
+    )
+    timeout_s: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_SECONDS,
+        description="Stop starting trials after this many seconds, (0, 1 year].",
+    )
+    n_startup_trials: NonNegativeInt = Field(
+        3, description="Random trials before TPE models the space, and before pruning (>= 0)."
     )
     heartbeat_interval: int = Field(
-        30, ge=1, description="Seconds between a running trial's heartbeats in the storage."
+        30,
+        ge=1,
+        le=MAX_SECONDS,
+        description="Seconds between a running trial's heartbeats in the storage, 1 .. 1 year.",
     )
     grace_period: int = Field(
         120,
         ge=2,
-        description="Seconds without a heartbeat after which a trial's worker counts as dead: "
-        "the trial is failed and retried with the same parameters.",
+        le=MAX_SECONDS,
+        description="Seconds without a heartbeat after which a trial's worker counts as dead, "
+        "2 .. 1 year: the trial is failed and retried with the same parameters.",
     )
-    max_retry: int = Field(
-        2, ge=0, description="Retries of a trial whose worker died (0: never retry)."
+    max_retry: NonNegativeInt = Field(
+        2, description="Retries of a trial whose worker died, >= 0 (0: never retry)."
     )
 
 
@@ -243,18 +282,24 @@ class TrialLimitsSpec(Section):
     """Limits on each trial's process: a trial over them is recorded failed, the study goes on."""
 
     timeout_s: float | None = Field(
-        None, gt=0, description="Stop a trial (and record it failed) after this many seconds."
+        None,
+        gt=0,
+        le=MAX_SECONDS,
+        description="Stop a trial (and record it failed) after this many seconds, (0, 1 year].",
     )
     max_memory_gb: float | None = Field(
         None,
         gt=0,
-        description="Cap the trial process's address space (RLIMIT_AS, POSIX): a trial that "
-        "needs more fails with 'out of memory' instead of taking the machine down.",
+        le=MAX_MEMORY_GB,
+        description="Cap the trial process's address space (RLIMIT_AS, POSIX), GB in (0, 2^20]: "
+        "a trial that needs more fails with 'out of memory' instead of taking the machine down.",
     )
     processes: int = Field(
         1,
         ge=1,
-        description="Processes one trial trains on: above 1 it runs under torchrun as PyTorch "
+        le=1024,
+        description="Processes one trial trains on, 1 .. 1024: above 1 it runs under torchrun as "
+        "PyTorch "
         "DDP (gloo on CPU, NCCL with one GPU per process). Each process takes train.batch_size "
         "examples per step, so the effective batch is processes x batch_size.",
     )
@@ -266,8 +311,10 @@ class CostSpec(Section):
     price_per_hour: float = Field(
         0.0,
         ge=0,
-        description="USD per hour of the machine the trials run on: 0 for your own CPU; an "
-        "on-demand cloud GPU (A100/H100) costs roughly 2-4 USD/h - use your provider's price.",
+        le=MAX_PRICE_PER_HOUR,
+        description="USD per hour of the machine the trials run on, 0 .. 1e6: 0 for your own "
+        "CPU; an on-demand cloud GPU (A100/H100) costs roughly 2-4 USD/h - use your "
+        "provider's price.",
     )
 
 
@@ -284,8 +331,10 @@ class TrackingSpec(Section):
     system_metrics_s: float = Field(
         5.0,
         ge=0,
+        le=3600,
         description="Seconds between samples of CPU, RAM and (with nvidia-ml-py installed) GPU "
-        "utilisation and memory, logged as `system/*` metrics on each trial's run; 0: off.",
+        "utilisation and memory, 0 .. 3600, logged as `system/*` metrics on each trial's run; "
+        "0: off.",
     )
 
 

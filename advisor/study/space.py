@@ -4,11 +4,17 @@ A search parameter is written in one of three shapes: a single value (fixed), a 
 choices; a one-element list is fixed) or a range mapping `{low, high, log}` (sampled). Pydantic
 tells the shapes apart by a callable discriminator, whose tags (`fixed`, `choices`, `range`) appear
 in error locations; `SEARCH_TAGS` lets the loader drop them from the YAML paths it prints.
+
+Every number of a study is finite (`Section` refuses .nan and .inf, which YAML reads as floats)
+and lies in a range its field states: a range's `low` and `high` obey the bounds of the
+parameter's single value (a rank range starting at 0 would sample rank 0), and whole numbers
+stop at `INT_MAX`.
 """
 
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -18,6 +24,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -34,10 +41,31 @@ def rule(message: str, fix: str) -> PydanticCustomError:
     return PydanticCustomError("study_rule", "{message}", {"message": message, "fix": fix})
 
 
-class Section(BaseModel):
-    """Base of every study section: unknown keys are errors, defaults are validated."""
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 200, 80, 40
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = 6
+_SHOWN.maxlevel = 3
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+def shown(value: object) -> str:
+    """`repr(value)` cut to a readable length: an error message quotes what the user wrote,
+    and a study file may hold a megabyte-long string or a list of 100,000 values."""
+    return _SHOWN.repr(value)
+
+
+class Section(BaseModel):
+    """Base of every study section: unknown keys are errors, defaults are validated, numbers
+    are finite (.nan and .inf would pass `gt`/`ge` checks and crash a trial later)."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+
+
+INT_MAX = 2**31 - 1
+"""Largest whole number a study field takes: counts and sizes reach torch, tokenizers and
+`resource` as C ints, where a larger value overflows (in a trial, after the study was recorded)."""
+SEED_MAX = 2**32 - 1
+"""numpy's RandomState (seeded by Optuna's samplers and transformers' `set_seed`) takes seeds
+below 2**32."""
 
 
 # --- search parameters ----------------------------------------------------------------------------
@@ -48,7 +76,9 @@ class IntRange(Section):
 
     low: int = Field(description="Smallest value (inclusive).")
     high: int = Field(description="Largest value (inclusive).")
-    step: int = Field(1, ge=1, description="Spacing of the values (1 with log=true).")
+    step: int = Field(
+        1, ge=1, le=INT_MAX, description="Spacing of the values, >= 1 (1 with log=true)."
+    )
     log: bool = Field(False, description="Sample on a log scale.")
 
     @model_validator(mode="after")
@@ -94,7 +124,19 @@ def _shape(value: Any) -> str:
     return "fixed"
 
 
-def _param(scalar: Any, ranged: type[BaseModel]) -> Any:
+def _param(name: str, scalar: Any, base: type[IntRange | FloatRange]) -> Any:
+    """A search parameter whose single value, choices and range bounds all obey `scalar`.
+
+    The range is `base` with `low` and `high` typed as `scalar` (named `name` in the JSON
+    Schema), so `{low: 0, high: 8}` for a rank is refused at `search.r.low` like `r: 0` is.
+    """
+    ranged = create_model(
+        name,
+        __base__=base,
+        __doc__=base.__doc__,
+        low=(scalar, Field(description="Smallest value (inclusive).")),
+        high=(scalar, Field(description="Largest value (inclusive).")),
+    )
     return Annotated[
         Annotated[scalar, Tag("fixed")]
         | Annotated[list[scalar], Field(min_length=1), Tag("choices")]
@@ -103,14 +145,13 @@ def _param(scalar: Any, ranged: type[BaseModel]) -> Any:
     ]
 
 
-PositiveInt = Annotated[int, Field(ge=1)]
+PositiveInt = Annotated[int, Field(ge=1, le=INT_MAX)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=INT_MAX)]
 PositiveFloat = Annotated[float, Field(gt=0)]
-Dropout = Annotated[float, Field(ge=0, lt=1)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
-IntParam = _param(PositiveInt, IntRange)
-FloatParam = _param(PositiveFloat, FloatRange)
-DropoutParam = _param(Dropout, FloatRange)
-FractionParam = _param(Fraction, FloatRange)
+IntParam = _param("PositiveIntRange", PositiveInt, IntRange)
+FloatParam = _param("PositiveFloatRange", PositiveFloat, FloatRange)
+FractionParam = _param("FractionRange", Fraction, FloatRange)
 TargetChoice = str | Annotated[list[str], Field(min_length=1)]
 
 
@@ -151,13 +192,13 @@ class SearchSpec(Section):
     """The search space: each parameter fixed (one value), a list of choices, or a range."""
 
     r: IntParam | None = Field(
-        None, description="LoRA rank: e.g. [4, 8, 16] or {low: 4, high: 32}."
+        None, description="LoRA rank, 1 .. 2^31-1: e.g. [4, 8, 16] or {low: 4, high: 32}."
     )
     lora_alpha: FloatParam | None = Field(
-        None, description="LoRA alpha (scale alpha/r). Give this OR alpha_ratio, not both."
+        None, description="LoRA alpha (scale alpha/r), > 0. Give this OR alpha_ratio, not both."
     )
     alpha_ratio: FloatParam | None = Field(
-        None, description="alpha / r, e.g. [1, 2] (alpha = 2r is the usual heuristic)."
+        None, description="alpha / r, > 0, e.g. [1, 2] (alpha = 2r is the usual heuristic)."
     )
     target_modules: TargetChoice | list[TargetChoice] | None = Field(
         None,
@@ -167,9 +208,10 @@ class SearchSpec(Section):
         ),
     )
     learning_rate: FloatParam | None = Field(
-        None, description="e.g. {low: 1e-4, high: 2e-3, log: true}; default depends on the method."
+        None,
+        description="> 0, e.g. {low: 1e-4, high: 2e-3, log: true}; default depends on the method.",
     )
-    lora_dropout: DropoutParam | None = Field(
+    lora_dropout: FractionParam | None = Field(
         None, description="Dropout on the LoRA input, [0, 1)."
     )
     replay_fraction: FractionParam | None = Field(
@@ -191,27 +233,16 @@ class SearchSpec(Section):
         for choice in choices:
             if isinstance(choice, str) and choice not in TARGET_MODULE_PRESETS:
                 raise rule(
-                    f"{choice!r} is not a target-module preset "
+                    f"{shown(choice)} is not a target-module preset "
                     f"({', '.join(TARGET_MODULE_PRESETS)})",
                     "use a preset name, or wrap explicit module names in a list of their own: "
-                    f"[[{choice}, ...]]",
+                    f"[[{shown(choice)[1:-1]}, ...]]",
                 )
             if isinstance(choice, list) and any(not name or "+" in name for name in choice):
                 raise rule(
-                    f"module names must be non-empty and free of '+', but got {choice}",
+                    f"module names must be non-empty and free of '+', but got {shown(choice)}",
                     "list the module names one by one",
                 )
-        return value
-
-    @field_validator("replay_fraction")
-    @classmethod
-    def _fraction_range(cls, value: Any) -> Any:
-        if isinstance(value, FloatRange) and not (value.low >= 0 and value.high < 1):
-            raise rule(
-                f"a replay fraction lies in [0, 1), but got the range "
-                f"(low={value.low}, high={value.high})",
-                "e.g. {low: 0.0, high: 0.2}",
-            )
         return value
 
     @model_validator(mode="after")

@@ -30,7 +30,17 @@ from .sections import (
     TrainSpec,
     TrialLimitsSpec,
 )
-from .space import NUMERIC_PARAMS, FloatRange, IntRange, SearchSpec, Section, choice_count, rule
+from .space import (
+    NUMERIC_PARAMS,
+    SEED_MAX,
+    FloatRange,
+    IntRange,
+    SearchSpec,
+    Section,
+    choice_count,
+    rule,
+    shown,
+)
 
 SAMPLER_MULTI_OBJECTIVE = {"tpe": True, "random": True, "grid": True}
 """Which samplers can optimise two objectives (Optuna 5: all three can; pruners cannot)."""
@@ -58,7 +68,9 @@ class StudySpec(Section):
         "A dot only in `<study>.<task>`, the name advisor gives each task's own study.",
     )
     description: str = Field("", description="Free text shown in reports.")
-    seed: int = Field(0, ge=0, description="Seeds the sampler and every trial.")
+    seed: int = Field(
+        0, ge=0, le=SEED_MAX, description="Seeds the sampler and every trial, 0 .. 2^32-1."
+    )
     model: ModelSpec = Field(description="The base model.")
     data: DataSpec | None = Field(
         None, description="Train and eval files (required unless the study declares `tasks`)."
@@ -126,7 +138,7 @@ class StudySpec(Section):
     def _known_method(cls, value: str) -> str:
         methods = known_methods()
         if value not in methods:
-            raise rule(f"unknown method {value!r}", f"use one of: {', '.join(methods)}")
+            raise rule(f"unknown method {shown(value)}", f"use one of: {', '.join(methods)}")
         return value
 
     @field_validator("objectives")
@@ -134,7 +146,7 @@ class StudySpec(Section):
     def _objectives(cls, value: list[str]) -> list[str]:
         if not 1 <= len(value) <= 2 or value[0] != "metric" or "metric" in value[1:]:
             raise rule(
-                f"objectives must be [metric] or [metric, COST], but got {value}",
+                f"objectives must be [metric] or [metric, COST], but got {shown(value)}",
                 "write [metric] or e.g. [metric, wall_seconds]; "
                 f"COST: {', '.join(COST_OBJECTIVES)}",
             )

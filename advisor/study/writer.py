@@ -5,12 +5,16 @@ searches around it — half and double the rank, alpha = r and 2r, the suggested
 linear layers, a learning-rate range of 9x around the suggestion — so the first study a team runs
 already tests the blog-post defaults against their neighbours.
 
-The file is written atomically and validated with the same loader `advisor tune` uses; a study
-that would not validate is not left on disk.
+Nothing is written until the study is known good: the data files named by --train and --eval
+are checked first, then the study is validated with the loader `advisor tune` uses, as a draft
+in a temporary folder read as if it lay where it will be written. Only then are its folder and
+the file created (atomically: a temporary sibling renamed into place). Every problem names the
+option that caused it (--train, --prompt-field, ...), not a key of a file the user never wrote.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from pathlib import Path
@@ -20,6 +24,7 @@ import yaml
 
 from advisor.decide.estimate import TRAINS_AS
 from advisor.errors import AdvisorInputError
+from runners.datafiles import file_problem
 from runners.methods import METHODS
 from runners.methods.targets import TARGET_MODULE_PRESETS
 
@@ -27,6 +32,17 @@ from .loading import load_study
 from .sections import known_model_presets
 
 WHERE = "--write-study"
+OPTION_OF = {
+    "data.train": "--train",
+    "data.eval": "--eval",
+    "data.prompt_field": "--prompt-field",
+    "data.response_field": "--response-field",
+    "model.source": "--study-model",
+    "metric": "--metric",
+    "name": "--write-study",
+}
+"""The study's keys -> the `advisor recommend` options that set them, for its errors (the
+dotted ones are also replaced in messages and fixes: `set data.prompt_field to ...`)."""
 
 
 def _trained_method(plan: list[str], method: str) -> str:
@@ -73,8 +89,14 @@ def study_for_recommendation(
     metric: str = "rouge_l",
     n_trials: int = 12,
 ) -> dict[str, Any]:
-    """The study (as plain data) that searches around the recommendation's hyperparameters."""
-    if not Path(model).exists() and model not in known_model_presets():
+    """The study (as plain data) that searches around the recommendation's hyperparameters.
+
+    The data files must be readable regular files (named by their option when not)."""
+    for option, value in (("--train", train), ("--eval", eval_file)):
+        problem = file_problem(value)
+        if problem is not None:
+            raise AdvisorInputError(problem.message, fix=problem.fix, where=option)
+    if not os.path.exists(model) and model not in known_model_presets():
         raise AdvisorInputError(
             f"the study needs a model the tuner can load locally, and {model!r} is only a shape "
             "preset (the tuner never downloads weights)",
@@ -135,35 +157,98 @@ def _portable(path: str, study_dir: Path) -> str:
 
 
 def write_study_file(path: str | Path, study: dict[str, Any]) -> Path:
-    """Write `study` as YAML at `path` atomically, then validate it like `advisor tune` would.
+    """Validate `study` like `advisor tune` would, then write it as YAML at `path` atomically.
 
     Relative data paths are written relative to the study file's folder, as the loader reads
-    them. An invalid study is removed and its errors raised.
+    them. An invalid study raises its problems, each named by its option, and writes nothing:
+    no file, no folder.
     """
     target = Path(path)
-    if target.exists():
+    if os.path.lexists(target):
         raise AdvisorInputError(
             f"{target} already exists", where=WHERE, fix="choose another path or remove the file"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    files = [Path(study["data"][key]).resolve() for key in ("train", "eval")]
-    for key in ("train", "eval"):
-        study["data"][key] = _portable(study["data"][key], target.parent)
-    if any(not f.is_relative_to(target.parent.resolve()) for f in files):
-        # data.root defaults to the study file's folder: declare the folder holding the data.
-        holder = os.path.commonpath([f.parent for f in files])
-        study["data"]["root"] = _portable(holder, target.parent)
-    if Path(study["model"]["source"]).exists():
-        study["model"]["source"] = _portable(study["model"]["source"], target.parent)
+    existing = next(folder for folder in target.parents if os.path.lexists(folder))
+    if not os.path.isdir(existing):
+        raise AdvisorInputError(
+            f"{existing} is a file, so {target} cannot be created",
+            where=WHERE,
+            fix="choose a path inside a folder",
+        )
+    _validate_draft(_placed(study, target, portable=False), target)
     header = "# Written by `advisor recommend --write-study`; check it with `advisor validate`.\n"
-    text = header + yaml.safe_dump(study, sort_keys=False)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, target)
+    text = header + yaml.safe_dump(_placed(study, target, portable=True), sort_keys=False)
+    created = [folder for folder in target.parents if not folder.exists()]
     try:
-        load_study(target)
-    except AdvisorInputError:
-        target.unlink(missing_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError:
+        for folder in created:  # deepest first; only the empty folders made here
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         raise
     return target
+
+
+def _placed(study: dict[str, Any], target: Path, *, portable: bool) -> dict[str, Any]:
+    """A copy of `study` as it lies at `target`: local paths relative to its folder where they
+    can be (`portable`, what is written) or absolute (what is validated before that folder
+    exists: `out/..` cannot be resolved then). data.root is declared when the data lies outside
+    the study's folder, which is its default."""
+    placed = copy.deepcopy(study)
+    data, folder = placed["data"], target.parent
+
+    def place(path: str) -> str:
+        return _portable(path, folder) if portable else str(Path(path).resolve())
+
+    files = [Path(data[key]).resolve() for key in ("train", "eval")]
+    for key in ("train", "eval"):
+        data[key] = place(data[key])
+    if any(not f.is_relative_to(folder.resolve()) for f in files):
+        data["root"] = place(os.path.commonpath([f.parent for f in files]))
+    if os.path.exists(placed["model"]["source"]):
+        placed["model"]["source"] = place(placed["model"]["source"])
+    return placed
+
+
+def _validate_draft(study: dict[str, Any], target: Path) -> None:
+    """Load `study` as the file at `target` would load (its folder the base of relative paths)
+    from a draft in a temporary folder; raise its problems named by their options."""
+    with tempfile.TemporaryDirectory(prefix="advisor-study-") as folder:
+        draft = Path(folder) / target.name
+        draft.write_text(yaml.safe_dump(study, sort_keys=False), encoding="utf-8")
+        try:
+            load_study(draft, base_dir=target.parent.resolve())
+        except AdvisorInputError as error:
+            problems = getattr(error, "problems", None)
+            if not problems:
+                raise AdvisorInputError(
+                    _in_options(error.message), fix=_in_options(error.fix or ""), where=WHERE
+                ) from None
+            named = [
+                (OPTION_OF.get(dotted, dotted), message, fix)
+                for _, dotted, message, fix in problems
+            ]
+            raise AdvisorInputError(
+                "the study would not validate: "
+                + "; ".join(f"{option}: {_in_options(message)}" for option, message, _ in named),
+                fix="; ".join(f"{option}: {_in_options(fix)}" for option, _, fix in named),
+                where=", ".join(dict.fromkeys(option for option, _, _ in named)),
+            ) from None
+
+
+def _in_options(text: str) -> str:
+    """`text` with the study's dotted keys (data.prompt_field, ...) said as their options."""
+    for key, option in OPTION_OF.items():
+        if "." in key:
+            text = text.replace(key, option)
+    return text

@@ -21,10 +21,11 @@ MAX_NODES = 100_000
 
 
 class YamlRefused(ValueError):
-    """A document refused for its shape, not its syntax: `line` (1-based) says where."""
+    """A document refused for its shape, not its syntax: `line` (1-based) says where, `fix`
+    what to write instead."""
 
-    def __init__(self, message: str, line: int | None = None) -> None:
-        self.message, self.line = message, line
+    def __init__(self, message: str, line: int | None = None, *, fix: str) -> None:
+        self.message, self.line, self.fix = message, line, fix
         super().__init__(message)
 
 
@@ -42,6 +43,7 @@ class _Loader(yaml.SafeLoader):
                     f"the key {key_node.value[:60]!r} is given twice in one mapping (first at "
                     f"line {seen[key_node.value]}); YAML would keep the last one silently",
                     line,
+                    fix="write each key once: keep the value you mean and delete the other",
                 )
             seen[key_node.value] = line
         return super().construct_mapping(node, deep=deep)
@@ -65,7 +67,11 @@ def expanded_size(root: yaml.Node) -> int:
         if key in sizes:
             continue
         if key in open_nodes:
-            raise YamlRefused("an alias refers to a node that contains it", _line(node))
+            raise YamlRefused(
+                "an alias refers to a node that contains it",
+                _line(node),
+                fix="anchor (&name) a finished value and alias (*name) it elsewhere, not inside",
+            )
         open_nodes.add(key)
         stack.append((node, True))
         stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
@@ -93,7 +99,9 @@ def load(text: str) -> tuple[yaml.Node | None, Any]:
     """
     if len(text) > MAX_BYTES:
         raise YamlRefused(
-            f"the document has {len(text):,} characters; at most {MAX_BYTES:,} are read", 1
+            f"the document has {len(text):,} characters; at most {MAX_BYTES:,} are read",
+            1,
+            fix="a study is a few KiB: keep data in data files and comments short",
         )
     loader = _Loader(text)
     try:
@@ -106,6 +114,7 @@ def load(text: str) -> tuple[yaml.Node | None, Any]:
                 f"the document expands to more than {MAX_NODES:,} values through its aliases "
                 "(&anchor / *alias)",
                 _line(node),
+                fix="write the values out, or alias whole sections, not lists of aliases",
             )
         return node, loader.construct_document(node)
     finally:

@@ -127,6 +127,8 @@ def snapshot(folder: Path) -> dict[str, str]:
             found[key] = f"link:{os.readlink(path)}"
         elif path.is_dir():
             found[key] = "dir"
+        elif not path.is_file():  # a fifo or socket: reading it would block
+            found[key] = f"special:{path.stat().st_mode:o}"
         else:
             found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found

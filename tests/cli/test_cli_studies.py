@@ -75,4 +75,37 @@ def test_check_model_reports_bad_module_names_with_lines(tmp_path: Path, monkeyp
     output = " ".join(bad.output.split())
     assert "study.yaml:7: search.target_modules[1]" in output, output
     assert "did you mean 'q_proj'" in output and "down_proj" in output
-    assert runner.invoke(app, ["validate", str(study)]).exit_code == 0  # not checked by default
+    assert runner.invoke(app, ["validate", str(study)]).exit_code == 2  # checked by default
+    assert runner.invoke(app, ["validate", str(study), "--no-check-model"]).exit_code == 0
+
+
+def test_validate_runs_the_data_gate_tune_runs_and_says_so(tmp_path: Path) -> None:
+    data = DEMO.parent / "data"
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        f"name: t\nmodel: {{source: smollm2-135m}}\ndata: {{root: {data}, "
+        f"train: {data / 'demo_train.jsonl'}, eval: {data / 'demo_eval.jsonl'}}}\n"
+    )
+    result = runner.invoke(app, ["validate", str(study), "--no-check-model", "--json"])
+    assert result.exit_code == 0, result.output
+    (check,) = json.loads(result.output)["data_checks"]
+    assert check["study"] == "t" and check["rows"] > 0 and check["personal_data"] is None
+    shown = runner.invoke(app, ["validate", str(study), "--no-check-model"])
+    assert "data scan (t):" in shown.output and "no personal data" in shown.output
+    assert "model modules: not checked (--no-check-model)" in shown.output
+
+    pii = tmp_path / "pii.jsonl"
+    pii.write_text('{"prompt": "mail jane.doe@example.com", "response": "ok"}\n' * 3)
+    study.write_text(
+        "name: t\nmodel: {source: smollm2-135m}\ndata: {train: pii.jsonl, eval: pii.jsonl}\n"
+    )
+    refused = runner.invoke(app, ["validate", str(study), "--no-check-model"])
+    assert refused.exit_code == 2
+    assert "personal data in pii.jsonl rows 1, 2, 3 (email)" in refused.output
+    assert "data.allow_pii" in refused.output
+    study.write_text(
+        study.read_text().replace("eval: pii.jsonl}", "eval: pii.jsonl, allow_pii: true}")
+    )
+    allowed = runner.invoke(app, ["validate", str(study), "--no-check-model"])
+    assert allowed.exit_code == 0, allowed.output
+    assert "(allowed by data.allow_pii)" in " ".join(allowed.output.split())

@@ -42,6 +42,7 @@ def test_a_duplicate_key_names_both_lines() -> None:
     with pytest.raises(yamlsafe.YamlRefused) as caught:
         yamlsafe.load("name: s\ntrain:\n  max_steps: 4\n  max_steps: 8\n")
     assert caught.value.line == 4 and "first at line 3" in caught.value.message
+    assert caught.value.fix.startswith("write each key once")
 
 
 def test_an_oversized_document_is_refused() -> None:
