@@ -193,7 +193,12 @@ def test_fixed_replay_fraction_and_no_replay(tmp_path: Path) -> None:
             "set twice",
         ),
         ({"path": "general.jsonl", "fraction": 1.0}, None, "data.replay.fraction", "less than 1"),
-        (None, {"replay_fraction": {"low": 0.0, "high": 1.5}}, "search.replay_fraction", "[0, 1)"),
+        (
+            None,
+            {"replay_fraction": {"low": 0.0, "high": 1.5}},
+            "search.replay_fraction",
+            "less than 1",
+        ),
         ({"path": "general.txt", "fraction": 0.1}, None, "data.replay", "must end in"),
         ({"path": "../outside.jsonl", "fraction": 0.1}, None, "data.replay", "outside the data"),
     ],

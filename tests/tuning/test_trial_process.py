@@ -289,7 +289,10 @@ def test_the_study_trial_processes_reach_the_launch_command(tmp_path: Path) -> N
     from advisor.study import load_study, resolve_trial_config
     from advisor.tuning.process import runner_command
 
-    study = write_tiny_study(tmp_path, tmp_path, "wide", trial={"processes": 2})
+    model = tmp_path / "model"  # a model folder by its shape: nothing here loads the weights
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama"}')
+    study = write_tiny_study(tmp_path, model, "wide", trial={"processes": 2})
     config = resolve_trial_config(
         load_study(study), {}, trial_number=0, output_dir=str(tmp_path), baseline=True
     )
@@ -300,4 +303,4 @@ def test_the_study_trial_processes_reach_the_launch_command(tmp_path: Path) -> N
     ]  # fmt: skip
     assert runner_command(CONFIG, "py") == ["py", "-m", "runners"]
     with pytest.raises(AdvisorInputError, match="processes"):
-        load_study(write_tiny_study(tmp_path, tmp_path, "none", trial={"processes": 0}))
+        load_study(write_tiny_study(tmp_path, model, "none", trial={"processes": 0}))
