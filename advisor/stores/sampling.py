@@ -68,6 +68,11 @@ def grid_size(params: Sequence[Param]) -> int:
 
 
 SAMPLERS: Mapping[str, SamplerFactory] = {"tpe": _tpe, "random": _random, "grid": _grid}
+SHARED_SEED = frozenset({"grid"})
+"""Samplers whose seed every process of a study must share. The grid sampler's seed shuffles
+the grid, and a trial names its point by an index into that order: workers seeded apart would
+read one index as different points and train a point twice (Optuna's GridSampler docs: "fixing
+seed for each process is strongly recommended in distributed optimization")."""
 
 
 def _median(n_startup: int, max_steps: int, eval_steps: int) -> optuna.pruners.BasePruner:

@@ -15,7 +15,7 @@ from typing import Any
 from advisor.errors import AdvisorInputError
 from advisor.provenance import file_sha256
 from advisor.stores.locations import Stores
-from advisor.stores.sampling import make_pruner, make_sampler
+from advisor.stores.sampling import SHARED_SEED, make_pruner, make_sampler
 from advisor.stores.storage import make_storage
 from advisor.study import (
     check_model_modules,
@@ -138,7 +138,7 @@ class StudyPlan:
         return make_sampler(
             self.spec.optuna.sampler,
             self.params,
-            seed=worker_seed(self.spec.seed, slot),
+            seed=sampler_seed(self.spec.optuna.sampler, self.spec.seed, slot),
             n_startup_trials=self.n_startup,
         )
 
@@ -160,6 +160,12 @@ def objectives_of(spec: Any) -> tuple[list[str], list[str]]:
 
 SEED_SPACE = 2**32
 """Samplers take seeds in 0..2**32-1 (numpy's RandomState)."""
+
+
+def sampler_seed(sampler: str, seed: int, slot: int) -> int:
+    """The seed of the sampler of the process in `slot`: its own (`worker_seed`), except for a
+    sampler whose seed all processes share (`stores.sampling.SHARED_SEED`: the grid's)."""
+    return seed if sampler in SHARED_SEED else worker_seed(seed, slot)
 
 
 def worker_seed(seed: int, slot: int) -> int:

@@ -87,3 +87,24 @@ def test_worker_seeds_differ_and_the_coordinator_keeps_the_study_seed() -> None:
         seeds = [worker_seed(seed, slot) for slot in range(50)]
         assert seeds[0] == seed and len(set(seeds)) == 50
         assert all(0 <= s < SEED_SPACE for s in seeds)
+
+
+def test_grid_workers_share_the_study_seed_so_a_grid_index_means_one_point() -> None:
+    """The grid sampler names a trial's point by its index into a grid the seed shuffles: a
+    worker seeded apart would read index 2 as another point and train a point twice."""
+    from advisor.stores.sampling import make_sampler
+    from advisor.study.space import Param
+    from advisor.tuning.plan import sampler_seed
+
+    params = [
+        Param("r", "categorical", (2, 4, 8)),
+        Param("target_modules", "categorical", ("attention_qv", "all_linear")),
+    ]
+    grids = [
+        make_sampler("grid", params, seed=sampler_seed("grid", 5, slot), n_startup_trials=1)
+        for slot in range(3)
+    ]
+    assert all(g._all_grids == grids[0]._all_grids for g in grids)  # the index -> point map
+    assert {sampler_seed("tpe", 5, slot) for slot in range(3)} == {
+        worker_seed(5, slot) for slot in range(3)
+    }
