@@ -62,9 +62,9 @@ class ForkedTrial:
                     raise subprocess.TimeoutExpired(str(self.pid), timeout or 0.0)
         finally:
             self._lock.release()
-        for stream in (self.stdin, self.stdout):
-            with contextlib.suppress(OSError):
-                stream.close()
+        # The streams stay open, as with `Popen.wait`: the watchdog thread waits while the main
+        # thread may still be reading stdout, and closing it under that read raised "I/O
+        # operation on closed file". The caller closes them once the conversation is over.
         return self.returncode
 
     def _receive(self, timeout: float | None) -> None:
@@ -142,8 +142,8 @@ class ForkServer:
             os.close(stdout_r)
             self.close()
             raise RuntimeError("the fork server ended before it forked the trial")
-        stdin = open(stdin_w, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed by wait
-        stdout = open(stdout_r, encoding="utf-8")  # noqa: SIM115 - closed by wait
+        stdin = open(stdin_w, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed by the caller
+        stdout = open(stdout_r, encoding="utf-8")  # noqa: SIM115 - closed by the caller
         return ForkedTrial(self, int(started["pid"]), stdin, stdout)
 
     def close(self) -> None:

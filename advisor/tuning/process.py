@@ -278,6 +278,9 @@ def run_trial_process(
         finally:
             if watchdog is not None:
                 watchdog.cancel()
+            for stream in (process.stdin, process.stdout):
+                with contextlib.suppress(OSError):
+                    stream.close()
     if files.result.exists() and not expired.is_set():
         result = TrialResult.read(files.result)
     else:

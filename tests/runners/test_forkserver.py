@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,28 @@ def test_forkserver_off_starts_a_fresh_interpreter(make_config, tmp_path, monkey
     result = run_trial_process(make_config(), tmp_path / "w")
     assert result.state == "complete", result.error
     assert trial_process._servers == {}
+
+
+def test_waiting_leaves_the_trial_streams_to_the_reader(make_config, tmp_path):
+    """`wait()` keeps stdout open, as `Popen.wait` does: the per-trial watchdog waits on one
+    thread while the main thread still reads the protocol, and a close under that read raised
+    "I/O operation on closed file" in CI. The reader sees the end of the stream instead."""
+    from advisor.tuning.process import _child_env
+
+    config = make_config(train={"max_steps": 40, "eval_steps": 2})
+    (tmp_path / "config.json").write_text(config.to_json())
+    server = trial_process.fork_server(sys.executable, _child_env(1))
+    assert server is not None
+    with (tmp_path / "trial.log").open("w") as log:
+        trial = server.launch(
+            [str(tmp_path / "config.json"), str(tmp_path / "result.json")],
+            _child_env(1),
+            log,
+            memory_limit=None,
+        )
+        os.killpg(trial.pid, signal.SIGKILL)
+        assert trial.wait(timeout=30) == -signal.SIGKILL
+        assert not trial.stdout.closed
+        trial.stdout.read()  # to the end of the stream, without raising
+        for stream in (trial.stdin, trial.stdout):
+            stream.close()
