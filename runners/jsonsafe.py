@@ -19,14 +19,25 @@ MAX_DEPTH = 64
 
 
 class UnsafeJson(ValueError):
-    """JSON that is too deeply nested, or holds a number that is not finite."""
+    """JSON that is too deeply nested, or holds a number that is not finite; `pos` is the offset
+    in the text where the offending value starts, when known."""
+
+    def __init__(self, message: str, pos: int | None = None) -> None:
+        super().__init__(message)
+        self.pos = pos
 
 
 def nesting_depth(text: str) -> int:
     """The deepest nesting of arrays and objects in `text` (brackets inside strings skipped)."""
+    return _scan_depth(text)[0]
+
+
+def _scan_depth(text: str, limit: int | None = None) -> tuple[int, int | None]:
+    """(deepest nesting, offset where the nesting first passes `limit`, or None)."""
     depth = deepest = 0
+    first_over: int | None = None
     in_string = escaped = False
-    for char in text:
+    for offset, char in enumerate(text):
         if in_string:
             if escaped:
                 escaped = False
@@ -39,9 +50,11 @@ def nesting_depth(text: str) -> int:
         elif char in "[{":
             depth += 1
             deepest = max(deepest, depth)
+            if limit is not None and first_over is None and depth > limit:
+                first_over = offset
         elif char in "]}":
             depth -= 1
-    return deepest
+    return deepest, first_over
 
 
 def _finite(text: str) -> float:
@@ -64,3 +77,51 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     if depth > max_depth:
         raise UnsafeJson(f"nested {depth} levels deep; at most {max_depth} are read")
     return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+
+
+_SPACE = " \t\n\r"  # JSON's whitespace
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in _SPACE:
+        pos += 1
+    return pos
+
+
+def array_items(text: str, *, max_depth: int = MAX_DEPTH) -> list[tuple[int, Any]]:
+    """The items of a JSON array (the whole text), each with the offset where it starts.
+
+    The offsets let a reader name the line of a bad item. The array is one level itself, so its
+    items may nest `max_depth` deep, as a JSON Lines row may. `UnsafeJson` carries the offset of
+    the item (or bracket) at fault in `pos`; `json.JSONDecodeError` carries its own.
+    """
+    depth, over = _scan_depth(text, max_depth + 1)
+    if over is not None:
+        # Counted as a JSON Lines row would be: without the array around it.
+        raise UnsafeJson(f"nested {depth - 1} levels deep; at most {max_depth} are read", pos=over)
+    decoder = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant)
+    pos = _skip_space(text, 0)
+    if text[pos : pos + 1] != "[":
+        raise json.JSONDecodeError("Expecting '['", text, pos)
+    items: list[tuple[int, Any]] = []
+    pos = _skip_space(text, pos + 1)
+    if text[pos : pos + 1] == "]":
+        pos += 1
+    else:
+        while True:
+            try:
+                value, end = decoder.raw_decode(text, pos)
+            except UnsafeJson as error:
+                raise UnsafeJson(str(error), pos=pos) from None
+            items.append((pos, value))
+            pos = _skip_space(text, end)
+            delimiter = text[pos : pos + 1]
+            if delimiter == "]":
+                pos += 1
+                break
+            if delimiter != ",":
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+            pos = _skip_space(text, pos + 1)
+    if _skip_space(text, pos) != len(text):
+        raise json.JSONDecodeError("Extra data", text, _skip_space(text, pos))
+    return items
