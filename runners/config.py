@@ -25,6 +25,10 @@ class ModelRef:
     trust_remote_code: bool = False
     gguf_file: str | None = None
     """File name inside `source` when `source` is a directory holding GGUF files."""
+    chat_template: str = "auto"
+    """How chat rows become text (`runners.templates`): `auto` (the tokenizer's own template,
+    `plain` when it has none), `model` (the tokenizer's own, required), `chatml`, `plain`, or
+    the path of a Jinja template file."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,11 @@ class DataConfig:
     `runners.data.replay_count`."""
     replay_prompt_field: str = "prompt"
     replay_response_field: str = "response"
+    format: str | None = None
+    """A layout of `runners.layouts.LAYOUTS` (messages, sharegpt, alpaca, prompt_completion,
+    prompt_response, text); None: detected from the rows."""
+    packing: bool = False
+    """Raw text only: concatenate documents and cut them into `train.max_seq_length` blocks."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,7 @@ class EvalConfig:
     """How the task metric is measured on the held-out set."""
 
     metric: str = "exact_match"
-    """exact_match | json_match | rouge_l | accuracy | eval_loss"""
+    """exact_match | json_match | rouge_l | accuracy | eval_loss | perplexity (raw text)"""
     max_new_tokens: int = 64
     batch_size: int = 8
     samples_to_log: int = 10
