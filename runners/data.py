@@ -247,3 +247,17 @@ def to_dataset(
         sequences = [item.input_ids for item in encoded]
         rows = [{"input_ids": e.input_ids, "labels": e.labels} for e in encoded if e.trains]
     return Dataset.from_list(rows), cut, sequences
+
+
+def load_datasets(cfg: DataConfig, tokenizer: Any, *, max_length: int, seed: int = 0) -> tuple:
+    """(train, eval) datasets of `to_dataset`, ready for `runners.train.train`."""
+    train = to_dataset(
+        training_set(cfg, seed=seed).examples, tokenizer, max_length=max_length, packing=cfg.packing
+    )
+    evals = to_dataset(
+        task_examples(cfg, eval_set=True).examples,
+        tokenizer,
+        max_length=max_length,
+        packing=cfg.packing,
+    )
+    return train[0], evals[0]
