@@ -166,3 +166,22 @@ def test_a_template_that_rewrites_earlier_turns_is_refused(chatml) -> None:
     with pytest.raises(TrialInputError, match="data row 1") as caught:
         encode_conversation(tokenizer, MULTI)
     assert caught.value.where == "model.chat_template"
+
+
+def test_a_model_that_expects_bos_gets_it_under_plain(plain) -> None:
+    """Gemma and Llama tokenizers add BOS; `plain` does not write it, so advisor does."""
+    from tokenizers.processors import TemplateProcessing
+
+    tokenizer = build_tokenizer()
+    bos = tokenizer.bos_token_id
+    tokenizer._tokenizer.post_processor = TemplateProcessing(
+        single=f"{tokenizer.bos_token} $A", special_tokens=[(tokenizer.bos_token, bos)]
+    )
+    tokenizer.chat_template = None
+    use_template(tokenizer, "auto")
+    encoded = encode_conversation(tokenizer, SINGLE)
+    without = encode_conversation(plain, SINGLE)
+    assert encoded.input_ids == [bos, *without.input_ids]
+    assert encoded.labels == [IGNORE, *without.labels]
+    asked = prompt_text(tokenizer, [{"role": "user", "content": "U one"}])
+    assert asked.startswith(tokenizer.bos_token) and asked.count(tokenizer.bos_token) == 1
