@@ -9,12 +9,15 @@ length, so an EOS used as pad token is still trained where it ends an answer.
 
 What the loss covers, per assistant turn i: the characters between the text that asks for it,
 `render(messages[:i], prompt=True)` (which ends with the assistant header), and the text that
-holds it, `render(messages[:i + 1])`, less trailing whitespace. That is the answer's content and
-the template's end-of-turn token after it (`<|im_end|>` in ChatML, EOS in `plain`): a model that
-never learns end-of-turn does not stop generating. Not trained: system and user turns, the
-assistant header (generation supplies it), and the separator after end-of-turn (generation
-stops before it). `runners.templates` checks that a template has this prefix property; here each
-conversation is checked again, since a template may treat some conversations differently.
+holds it, `render(messages[:i + 1])`. That is the answer's content, the template's end-of-turn
+token after it (`<|im_end|>` in ChatML, EOS in `plain`: a model that never learns end-of-turn
+does not stop generating) and the separator the template writes after that (ChatML's newline).
+The separator is trained because trl's completion mask trains it too: a single-turn row gets
+exactly the labels it got when advisor handed trl prompt/completion pairs, so studies recorded
+before this module rerun to the same eval losses (`advisor rerun`); it costs nothing, since
+generation stops at end-of-turn. Not trained: system and user turns and the assistant header
+(generation supplies it). `runners.templates` checks that a template has this prefix property;
+here each conversation is checked again, since a template may treat some differently.
 
 A fast tokenizer tokenises the whole text once and its offset mapping assigns tokens to turns
 (a token overlapping an assistant span is trained); a slow one tokenises the text piece by piece
@@ -155,7 +158,7 @@ def turn_spans(tokenizer: Any, messages: Messages, *, row: int = 0) -> tuple[str
                     row, f"assistant turn {i + 1} does not extend the prompt that asks for it"
                 )
             start = len(asked)
-        spans.append(Span(start, max(start, len(upto.rstrip())), turn["role"]))
+        spans.append(Span(start, len(upto), turn["role"]))
         before = upto
     return full, spans
 

@@ -65,12 +65,12 @@ def test_single_turn_trains_the_answer_and_its_end_of_turn_only(chatml) -> None:
     assert "".join(t for t, _ in _tokens(chatml, encoded.input_ids, encoded.labels)) == (
         "<|im_start|>user\nU one<|im_end|>\n<|im_start|>assistant\nA one<|im_end|>\n"
     )
-    trained = [(t, on) for t, on in _tokens(chatml, encoded.input_ids, encoded.labels)]
+    trained = _tokens(chatml, encoded.input_ids, encoded.labels)
     header = trained.index(("istant", False))  # "<|im_start|>assistant\n" is the prompt
     assert trained[header + 1] == ("\n", False)
-    assert [t for t, on in trained if on] == ["A", " o", "n", "e", "<|im_end|>"]
-    assert all(on for _, on in trained[header + 2 : -1])
-    assert trained[-1] == ("\n", False)  # the separator after end-of-turn is never generated
+    # the answer, its end of turn, and the newline after it (as trl's completion mask has it)
+    assert [t for t, on in trained if on] == ["A", " o", "n", "e", "<|im_end|>", "\n"]
+    assert all(on for _, on in trained[header + 2 :])
     assert not any(on for _, on in trained[: header + 2])
 
 
@@ -78,13 +78,13 @@ def test_multi_turn_trains_every_assistant_turn_and_no_system_or_user_turn(chatm
     encoded = encode_conversation(chatml, MULTI)
     tokens = _tokens(chatml, encoded.input_ids, encoded.labels)
     assert _trained_runs(chatml, encoded.input_ids, encoded.labels) == [
-        "A one<|im_end|>",
-        "A two<|im_end|>",
+        "A one<|im_end|>\n",
+        "A two<|im_end|>\n",
     ]
     untrained = "".join(t for t, on in tokens if not on)
     assert untrained == (
         "<|im_start|>system\nS sys<|im_end|>\n<|im_start|>user\nU one<|im_end|>\n"
-        "<|im_start|>assistant\n\n<|im_start|>user\nU two<|im_end|>\n<|im_start|>assistant\n\n"
+        "<|im_start|>assistant\n<|im_start|>user\nU two<|im_end|>\n<|im_start|>assistant\n"
     )
     assert encoded.trains and not encoded.cut
 
@@ -97,8 +97,8 @@ def test_plain_template_for_a_tokenizer_without_one_trains_answer_and_eos(plain)
         "User:\nU two\n\nAssistant:\nA two<|im_end|>\n\n"
     )
     assert _trained_runs(plain, encoded.input_ids, encoded.labels) == [
-        "A one<|im_end|>",
-        "A two<|im_end|>",
+        "A one<|im_end|>\n\n",
+        "A two<|im_end|>\n\n",
     ]
     # generation asks with the same header the answer followed in training
     assert prompt_text(plain, [{"role": "user", "content": "U one"}]) == (
@@ -125,14 +125,14 @@ def test_a_slow_tokenizer_gets_the_same_mask(chatml) -> None:
     slow = _Slow(chatml)
     encoded = encode_conversation(slow, MULTI)
     assert _trained_runs(chatml, encoded.input_ids, encoded.labels) == [
-        "A one<|im_end|>",
-        "A two<|im_end|>",
+        "A one<|im_end|>\n",
+        "A two<|im_end|>\n",
     ]
 
 
 def test_truncation_counts_turns_cut_by_where(chatml) -> None:
     full = encode_conversation(chatml, MULTI)
-    second_answer = len(full.input_ids) - 3  # inside "A two<|im_end|>"
+    second_answer = len(full.input_ids) - 3  # inside "A two<|im_end|>\n"
     cut = encode_conversation(chatml, MULTI, max_length=second_answer)
     assert cut.input_ids == full.input_ids[:second_answer]
     assert (cut.cut_assistant_turns, cut.cut_context_turns) == (1, 0) and cut.trains
