@@ -112,3 +112,32 @@ def test_unknown_extension_rejected(tmp_path: Path) -> None:
     path.write_text("x", encoding="utf-8")
     with pytest.raises(TrialInputError, match="unknown file type"):
         eval_records(_cfg(path, path))
+
+
+def test_replay_mixes_into_multi_turn_chat_and_is_refused_for_a_corpus(tmp_path: Path) -> None:
+    turns = [
+        {"role": "user", "content": "u1"},
+        {"role": "assistant", "content": "a1"},
+        {"role": "user", "content": "u2"},
+        {"role": "assistant", "content": "a2"},
+    ]
+    chat = write_jsonl(tmp_path / "chat.jsonl", [{"messages": turns}] * 4)
+    replay = write_jsonl(
+        tmp_path / "general.jsonl",
+        [{"conversations": [{"from": "human", "value": "g"}, {"from": "gpt", "value": "G"}]}] * 3,
+    )
+    mixed = training_set(
+        _cfg(chat, chat, replay_path=str(replay), replay_fraction=0.5, system_prompt="S"), seed=1
+    )
+    assert mixed.layout.name == "messages" and mixed.task_examples == 4
+    assert len(mixed.replay_rows) == 4 and len(mixed.examples) == 8
+    roles = sorted(tuple(t.role for t in e.messages) for e in mixed.examples)
+    assert (
+        roles
+        == [("system", "user", "assistant", "user", "assistant")] * 4 + [("user", "assistant")] * 4
+    )  # replay rows carry no system prompt
+
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", [{"text": "some text"}] * 4)
+    with pytest.raises(TrialInputError, match="raw text corpus") as caught:
+        training_set(_cfg(corpus, corpus, replay_path=str(replay), replay_fraction=0.5), seed=1)
+    assert caught.value.where == "data.replay"

@@ -12,6 +12,7 @@ import pytest
 
 from runners.config import ModelRef
 from runners.corpus import perplexity
+from runners.reporting import CallbackReporter
 from runners.testing import build_tiny_llama, write_jsonl
 from runners.trial import run_trial
 
@@ -198,3 +199,25 @@ def test_a_base_model_without_a_template_trains_and_scores_with_plain(
     assert refused.state == "failed"
     assert refused.error.startswith("TrialInputError: model.chat_template")
     assert "no chat template" in refused.error
+
+
+@pytest.mark.parametrize(
+    ("train_kind", "eval_kind", "packing", "where"),
+    [
+        ("messages", "text", False, "data.eval_path"),
+        ("alpaca", "alpaca", True, "data.packing"),
+    ],
+)
+def test_data_that_cannot_train_fails_before_the_model_loads(
+    make_config, tmp_path: Path, train_kind, eval_kind, packing, where
+) -> None:
+    train, _ = _files(tmp_path, train_kind)
+    _, evals = _files(tmp_path, eval_kind)
+    config = make_config(
+        data={"train_path": str(train), "eval_path": str(evals), "packing": packing},
+        evaluation={"metric": "eval_loss"},
+    )
+    reporter = CallbackReporter()
+    result = run_trial(config, reporter)
+    assert result.state == "failed" and result.error.startswith(f"TrialInputError: {where}")
+    assert reporter.phases == []  # nothing was loaded
