@@ -28,7 +28,7 @@ counted in `Truncation`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
@@ -90,7 +90,6 @@ class Encoded:
     labels: list[int]
     cut_assistant_turns: int = 0
     cut_context_turns: int = 0
-    spans: tuple[Span, ...] = field(default=(), repr=False)
 
     @property
     def cut(self) -> bool:
@@ -218,7 +217,7 @@ def encode_conversation(
                 else:
                     cut_context += 1
         ids, labels = ids[:max_length], labels[:max_length]
-    return Encoded(ids, labels, cut_assistant, cut_context, tuple(spans))
+    return Encoded(ids, labels, cut_assistant, cut_context)
 
 
 def encode_conversations(
