@@ -198,6 +198,18 @@ class TrialResult:
     """Task examples in the training set (after `max_train_examples`)."""
     replay_examples: int = 0
     """General instruction examples mixed in (`data.replay`); the mixture holds both."""
+    layout: str | None = None
+    """The task data's layout (`runners.layouts.LAYOUTS`); None in results written before it."""
+    truncated_rows: int = 0
+    """Training conversations cut at `train.max_seq_length` (`runners.chat.Truncation`)."""
+    truncated_assistant_turns: int = 0
+    """Assistant turns of those rows that lost tokens (their answers partly or wholly untrained)."""
+    truncated_context_turns: int = 0
+    """System and user turns that lost tokens."""
+    untrained_rows: int = 0
+    """Rows whose every assistant token was cut: left out of training, they teach nothing."""
+    truncated_documents: int = 0
+    """Raw text documents cut at `train.max_seq_length` (without packing nothing else is)."""
     forgetting_kl: float | None = None
     """Mean per-token KL(base || tuned) on the general-text probe, in nats; 0 for the base."""
     base_ppl: float | None = None

@@ -3,6 +3,10 @@
 Generation is batched (one sequence generates ~10 tokens/s here, eight together ~25 tokens/s) with
 left padding so every prompt ends where generation starts; only the new tokens are decoded. A
 sample of generations with per-example scores is written as JSONL for the trial's artefacts.
+Prompts are rendered by `runners.chat.prompt_text`, with the template the trial trains with.
+
+A chat eval row is scored on its last assistant turn, asked with the turns before it
+(`runners.data.eval_records`); raw text is scored by perplexity, never by generation.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runners.chat import prompt_text
 from runners.config import EvalConfig
 from runners.data import Messages
 from runners.errors import TrialInputError
-from runners.metrics import get_metric
+from runners.layouts import Layout
+from runners.metrics import Metric, get_metric
 
 
 @dataclass
@@ -35,6 +41,25 @@ def metric_for(cfg: EvalConfig) -> Any:
         raise TrialInputError(str(exc), fix="choose a known metric", where="eval.metric") from None
 
 
+def check_metric_fits(metric: Metric, layout: Layout) -> None:
+    """A generation metric needs answers to compare (a chat layout); perplexity needs raw text."""
+    if layout.kind == "text" and metric.needs_generation:
+        raise TrialInputError(
+            f"eval.metric {metric.name!r} scores generated answers, but the data is raw text "
+            f"(the {layout.name} layout), which has no answers to compare",
+            fix="set eval.metric to perplexity (or eval_loss) for a text corpus",
+            where="eval.metric",
+        )
+    if layout.kind == "chat" and metric.name == "perplexity":
+        raise TrialInputError(
+            f"eval.metric 'perplexity' is for raw text, but the data is in the {layout.name} "
+            "layout (conversations)",
+            fix="set eval.metric to eval_loss or a generation metric (exact_match, rouge_l, "
+            "json_match, accuracy) for chat data",
+            where="eval.metric",
+        )
+
+
 def generate(
     model: Any,
     tokenizer: Any,
@@ -46,10 +71,7 @@ def generate(
     """Greedy completions of chat `prompts`, decoded without the prompt and special tokens."""
     import torch
 
-    texts = [
-        tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
-        for p in prompts
-    ]
+    texts = [prompt_text(tokenizer, p) for p in prompts]
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

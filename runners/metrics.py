@@ -3,8 +3,12 @@
 Pure Python (no torch): the orchestrator validates metric names from a study file and the runner
 scores generations with the same registry. Every score is a mean over examples in [0, 1].
 
-`eval_loss` is a marker entry: it needs no generation (the runner reports the eval loss itself),
-and it is minimised, so `higher_is_better` is False and `score` refuses to run.
+`eval_loss` and `perplexity` are marker entries: they need no generation (the runner computes
+them from the model's losses), and they are minimised, so `higher_is_better` is False and
+`score` refuses to run. `perplexity` is for raw text (the `text` layout): exp of the mean
+negative log-likelihood per token of the held-out text, weighted by tokens
+(`runners.corpus.perplexity`); the generation metrics are for chat layouts
+(`runners.evaluate.check_metric_fits`).
 """
 
 from __future__ import annotations
@@ -211,6 +215,13 @@ METRICS: dict[str, Metric] = {
         Metric("accuracy", True, "first line equals the label, case-insensitive", _accuracy),
         Metric(
             "eval_loss", False, "cross-entropy on the eval responses", None, needs_generation=False
+        ),
+        Metric(
+            "perplexity",
+            False,
+            "exp of the token-weighted mean NLL on the held-out text (raw text corpora)",
+            None,
+            needs_generation=False,
         ),
     )
 }

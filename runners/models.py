@@ -30,6 +30,7 @@ from typing import Any
 from runners import jsonsafe
 from runners.config import ModelRef
 from runners.errors import TrialInputError
+from runners.templates import use_template
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -245,7 +246,9 @@ def load_model_and_tokenizer(
     """Load the base model (on `device`, in `dtype`) and its tokenizer, from local files only.
 
     The tokenizer gets a pad token (eos when it has none) because batched training and generation
-    need one; generation pads on the left.
+    need one; generation pads on the left. Its chat template becomes the one `ref.chat_template`
+    chooses (`runners.templates.use_template`), before the weights load, so that a template the
+    model cannot use is refused in seconds.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -255,6 +258,8 @@ def load_model_and_tokenizer(
     tokenizer = AutoTokenizer.from_pretrained(directory, **common)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    # The one template of training, generation and export (`plain` for a base model without one).
+    use_template(tokenizer, ref.chat_template)
     kwargs: dict[str, Any] = {"dtype": dtype, **common}
     if quantization_config is not None:
         kwargs["quantization_config"] = quantization_config

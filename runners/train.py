@@ -1,8 +1,12 @@
 """One training loop for every method: trl's SFTTrainer, with eval losses reported for pruning.
 
 Methods differ only in how the model is loaded and prepared (`runners.methods`); everything here
-is shared. trl 1.x defaults to bf16 and gradient checkpointing, 13x slower on this CPU, so both are
-set explicitly from the resolved device and precision.
+is shared. The datasets come tokenised, with `labels` already masked (`runners.data.to_dataset`:
+every assistant turn of a conversation, every token of raw text): trl 1.x sees `input_ids` and
+does not tokenise again, keeps a `labels` column as it is, and its collator pads labels with
+-100. The eval loss therefore uses the same masks as training. trl 1.x defaults to bf16 and
+gradient checkpointing, 13x slower on this CPU, so both are set explicitly from the resolved
+device and precision.
 """
 
 from __future__ import annotations
@@ -130,8 +134,8 @@ def sft_config(cfg: TrainConfig, *, seed: int, placement: Placement, output_dir:
         weight_decay=cfg.weight_decay,
         optim=cfg.optimizer,
         max_length=cfg.max_seq_length,
-        completion_only_loss=True,
-        packing=False,
+        completion_only_loss=False,  # labels come masked; see the module docstring
+        packing=False,  # raw text is packed by runners.corpus, not by trl
         eval_strategy="steps",
         eval_steps=cfg.eval_steps,
         logging_steps=1,

@@ -18,10 +18,12 @@ from typing import Any
 
 from runners import distributed, forgetting
 from runners.allocator import return_freed_memory
+from runners.chat import Truncation
 from runners.config import TrialConfig, TrialResult
-from runners.data import as_dataset, eval_records, training_set
+from runners.corpus import perplexity
+from runners.data import Examples, TrainingSet, records_of, task_examples, to_dataset, training_set
 from runners.errors import TrialInputError
-from runners.evaluate import evaluate_task, metric_for
+from runners.evaluate import check_metric_fits, evaluate_task, metric_for
 from runners.methods import get_method
 from runners.models import load_model_and_tokenizer
 from runners.reporting import NullReporter, Reporter
@@ -156,11 +158,13 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
     metric = metric_for(config.eval)
     # Data errors are the cheapest to find: before any model is loaded.
     training = training_set(config.data, seed=config.seed)
+    evals = task_examples(config.data, eval_set=True)
+    _check_data(config, training, evals)
+    check_metric_fits(metric, training.layout)
+    result.layout = training.layout.name
     result.train_examples = training.task_examples
     result.replay_examples = len(training.replay_rows)
-    eval_pairs = eval_records(config.data)
-    train_ds, eval_ds = as_dataset(training.pairs), as_dataset(eval_pairs)
-    records = eval_pairs if metric.needs_generation else []
+    records = records_of(evals.examples) if metric.needs_generation else []
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     trainer_dir = output_dir / "trainer"
@@ -176,6 +180,15 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
     model, tokenizer = load_model_and_tokenizer(
         config.model, device=placement.device, dtype=placement.dtype, **extra
     )
+    max_length, packing = config.train.max_seq_length, config.data.packing
+    train_ds, cut, _ = to_dataset(
+        training.examples, tokenizer, max_length=max_length, packing=packing
+    )
+    eval_ds, _, eval_sequences = to_dataset(
+        evals.examples, tokenizer, max_length=max_length, packing=packing
+    )
+    _record_truncation(result, cut, max_length)
+    _require_rows(train_ds, eval_ds, max_length)
     if method is not None:
         seed_everything(config.seed)  # peft draws the adapter's initial weights now
         model = method.prepare(model, config.method, max_steps=config.train.max_steps)
@@ -239,6 +252,8 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
         )
         result.score = evaluated.score
         result.generations_path = str(evaluated.generations_path)
+    elif metric.name == "perplexity":
+        result.score = perplexity(model, eval_sequences, batch_size=config.eval.batch_size)
     else:
         result.score = result.eval_loss
     result.eval_seconds = time.perf_counter() - started
@@ -250,6 +265,48 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
         reporter.phase("save")
         _save(model, method.peft, output_dir, result)
     result.state = "complete"
+
+
+def _check_data(config: TrialConfig, training: TrainingSet, evals: Examples) -> None:
+    """The eval file holds the same kind of data as the training file; packing is for text."""
+    if training.layout.kind != evals.layout.kind:
+        raise TrialInputError(
+            f"the training file is in the {training.layout.name} layout ({training.layout.kind}) "
+            f"but the eval file in the {evals.layout.name} layout ({evals.layout.kind})",
+            fix="give data.train and data.eval the same kind of data (both chat, or both text)",
+            where="data.eval_path",
+        )
+    if config.data.packing and training.layout.kind != "text":
+        raise TrialInputError(
+            f"data.packing concatenates raw text documents, but the data is in the "
+            f"{training.layout.name} layout (conversations)",
+            fix="set data.packing to false for chat data",
+            where="data.packing",
+        )
+
+
+def _record_truncation(result: TrialResult, cut: Truncation, max_length: int) -> None:
+    """Counts in the result; a warning line in the trial's log (stderr) when anything was cut."""
+    result.truncated_rows = cut.rows
+    result.truncated_assistant_turns = cut.assistant_turns
+    result.truncated_context_turns = cut.context_turns
+    result.untrained_rows = cut.untrained_rows
+    result.truncated_documents = cut.documents
+    warning = cut.warning(max_length)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+
+
+def _require_rows(train_ds: Any, eval_ds: Any, max_length: int) -> None:
+    """A set whose every row lost its answers to truncation leaves nothing to train or score."""
+    for name, dataset in (("training", train_ds), ("eval", eval_ds)):
+        if len(dataset) == 0:
+            raise TrialInputError(
+                f"no row of the {name} set keeps an assistant token within "
+                f"train.max_seq_length={max_length}: every answer was cut",
+                fix="raise train.max_seq_length, or shorten the conversations' context",
+                where="train.max_seq_length",
+            )
 
 
 def _measures(config: TrialConfig) -> bool:

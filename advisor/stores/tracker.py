@@ -283,6 +283,12 @@ class StudyTracker:
             "world_size": float(result.world_size),  # processes that trained it (trial.processes)
             "train_examples": float(result.train_examples),
             "replay_examples": float(result.replay_examples),
+            # what train.max_seq_length cut from the training set (runners.chat.Truncation)
+            "truncated_rows": float(result.truncated_rows),
+            "truncated_assistant_turns": float(result.truncated_assistant_turns),
+            "truncated_context_turns": float(result.truncated_context_turns),
+            "untrained_rows": float(result.untrained_rows),
+            "truncated_documents": float(result.truncated_documents),
             # forgetting against the base model (runners.forgetting); None when not measured
             "forgetting_kl": result.forgetting_kl,
             "forgetting_ppl_delta": result.forgetting_ppl_delta,

@@ -93,7 +93,7 @@ def test_qlora_layers_are_nf4_double_quant_and_the_optimizer_is_paged(
     import bitsandbytes as bnb
     from trl import SFTTrainer
 
-    from runners.data import as_dataset, eval_records
+    from runners.data import load_datasets
     from runners.methods import get_method
     from runners.models import load_model_and_tokenizer
     from runners.train import resolve_placement, sft_config, trainable_in_run_precision
@@ -115,7 +115,7 @@ def test_qlora_layers_are_nf4_double_quant_and_the_optimizer_is_paged(
         assert layer.compute_dtype == placement.dtype
         assert layer.weight.device.type == "cuda"
 
-    data = as_dataset(eval_records(config.data))
+    _, data = load_datasets(config.data, tokenizer, max_length=config.train.max_seq_length)
     args = sft_config(config.train, seed=1, placement=placement, output_dir=tmp_path / "t")
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=data, eval_dataset=data, processing_class=tokenizer

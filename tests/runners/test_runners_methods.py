@@ -45,7 +45,7 @@ def test_every_method_prepares_trains_and_saves(
         assert trainable == total
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
-    train_ds, eval_ds = load_datasets(make_config().data)
+    train_ds, eval_ds = load_datasets(make_config().data, tokenizer, max_length=64)
     outcome = train(
         model,
         tokenizer,
@@ -141,7 +141,7 @@ def test_adalora_reallocates_ranks_through_the_shared_loop(
     cfg = MethodConfig("adalora", r=4, target_modules=("q_proj", "v_proj"))
     model = method.prepare(model, cfg, max_steps=12)
     assert model.peft_config["default"].rank_pattern is None
-    train_ds, eval_ds = load_datasets(make_config().data)
+    train_ds, eval_ds = load_datasets(make_config().data, tokenizer, max_length=64)
     train(
         model,
         tokenizer,
@@ -185,7 +185,7 @@ def test_train_seconds_count_the_steps_not_the_evaluations(
     )
     seed_everything(0)
     model = method.prepare(model, cfg, max_steps=3)
-    train_ds, eval_ds = load_datasets(make_config().data)
+    train_ds, eval_ds = load_datasets(make_config().data, tokenizer, max_length=64)
     started = time.perf_counter()
     outcome = train(
         model, tokenizer, train_ds, eval_ds,
