@@ -145,3 +145,19 @@ def test_a_multi_turn_chat_study_validates(tmp_path: Path, base_model: Path) -> 
     assert code == 0, output
     assert "train train.jsonl: messages layout (chat), 6 rows" in output
     assert "chat template: plain (the tokenizer has none)" in output
+
+
+@pytest.mark.parametrize("train", ["train.parquet", "saved"])
+def test_parquet_and_saved_datasets_validate(tmp_path: Path, tiny_model: Path, train: str) -> None:
+    from datasets import Dataset
+
+    rows = Dataset.from_list(toy_dataset(5, seed=3))
+    if train.endswith(".parquet"):
+        rows.to_parquet(str(tmp_path / train))
+    else:
+        rows.save_to_disk(str(tmp_path / train))
+    study = _study(tmp_path, tiny_model)
+    study.write_text(study.read_text().replace("train: train.jsonl", f"train: {train}"))
+    code, output = _validate(study)
+    assert code == 0, output
+    assert f"train {train}: prompt_response layout (chat), 5 rows" in output
