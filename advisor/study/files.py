@@ -88,7 +88,7 @@ def file_problems(raw: dict[str, Any], base_dir: Path) -> list[Problem]:
     model = raw.get("model")
     if isinstance(model, dict):
         problems += _model_problems(model, base_dir)
-        problems += _template_problems(model.get("chat_template"), base_dir)
+        problems += _template_problems(model.get("chat_template"), base_dir, _roots(raw, base_dir))
     tracking = raw.get("tracking")
     experiment = tracking.get("experiment") if isinstance(tracking, dict) else None
     if isinstance(experiment, str) and ".." in PurePath(experiment).parts:
@@ -251,19 +251,37 @@ def _model_problems(model: dict[str, Any], base_dir: Path) -> list[Problem]:
     return [(loc, problem, _GGUF_FIX)] if problem else []
 
 
-def _template_problems(value: object, base_dir: Path) -> list[Problem]:
-    """A chat template named by its path must be a readable file, as the data files must;
-    whether it can mask the assistant's turns is `preflight`'s to check (it needs the model's
-    tokenizer to render it)."""
+def _roots(raw: dict[str, Any], base_dir: Path) -> list[Path]:
+    """The study file's folder and every data root it declares (its tasks' too)."""
+    datas = [raw.get("data")] + [
+        t.get("data") for t in raw.get("tasks") or [] if isinstance(t, dict)
+    ]
+    declared = [d.get("root") for d in datas if isinstance(d, dict)]
+    return [base_dir, *(resolve_against(r, base_dir) for r in declared if isinstance(r, str))]
+
+
+def _template_problems(value: object, base_dir: Path, roots: list[Path]) -> list[Problem]:
+    """A chat template named by its path must be a readable file inside the study's folder or a
+    data root: it is rendered into every training example and logged generation, so, as for data
+    files, a shared study file cannot make trials read a file elsewhere on the machine. Whether
+    it can mask the assistant's turns is `preflight`'s to check (it renders it with the model's
+    tokenizer)."""
     if not isinstance(value, str) or value in TEMPLATE_CHOICES:
         return []
-    problem = file_problem(resolve_against(value, base_dir), noun="chat template file")
-    if problem is None:
-        return []
+    path = resolve_against(value, base_dir)
     fix = (
         f"set model.chat_template to {', '.join(TEMPLATE_CHOICES)}, or to the path of a Jinja "
         f"template file (relative paths start at {base_dir})"
     )
+    if all(escapes_root(path, root) for root in roots):
+        message = (
+            f"chat template file {shown(value)} resolves to {Path(path).resolve()}, outside the "
+            "study file's folder and the data roots"
+        )
+        return [(("model", "chat_template"), message, "copy it next to the study file, or " + fix)]
+    problem = file_problem(path, noun="chat template file")
+    if problem is None:
+        return []
     return [(("model", "chat_template"), problem.message, fix)]
 
 

@@ -191,6 +191,13 @@ CASES = [
     ),
     bad(
         "s.yaml:3: model.chat_template:",
+        "outside the study file's folder and the data roots",
+        "copy it next to the study file",
+        edit={MODEL: "model: {source: '{model}', chat_template: ../outside/secret.jsonl}"},
+        id="chat-template-file-outside-the-roots",
+    ),
+    bad(
+        "s.yaml:3: model.chat_template:",
         "cannot be used for training",
         "set model.chat_template to chatml or plain, or fix the template",
         edit={MODEL: "model: {source: '{model}', chat_template: last.jinja}"},
