@@ -163,3 +163,27 @@ def test_perplexity_fits_raw_text_only(monkeypatch: pytest.MonkeyPatch) -> None:
     message, fix = metric_problem("exact_match", LAYOUTS["text"]) or ("", "")
     assert "scores generated answers" in message and "perplexity" in fix
     assert metric_problem("exact_match", LAYOUTS["sharegpt"]) is None
+
+
+def test_preflight_names_the_template_per_kind(tmp_path: Path, tiny_model: Path) -> None:
+    """Raw text uses no chat template; a multi-turn chat study on a model whose tokenizer has
+    none trains with plain (checked by rendering it with that tokenizer)."""
+    import shutil
+
+    from advisor.study.preflight import preflight
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model, base)
+    (base / "chat_template.jinja").unlink()
+    corpus = _write(tmp_path / "corpus.jsonl", [ROWS["text"]] * 2)
+    chat = _write(tmp_path / "chat.jsonl", [ROWS["messages"]] * 2)
+    for train, metric, expected in (
+        (corpus, "eval_loss", "none (raw text)"),
+        (chat, "exact_match", "plain (the tokenizer has none)"),
+    ):
+        study = _study(tmp_path, train, train, metric=metric)
+        study.write_text(study.read_text().replace("smollm2-135m", str(base)))
+        checks = preflight(load_study(study))
+        assert checks.template == expected
+        assert "q_proj" in (checks.modules or [])
+        assert [f.rows for f in checks.files["s"]] == [2, 2]
