@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
 from advisor.decide.gguf import read_gguf_header
 from runners.datafiles import SUFFIXES, Record, file_problem, read_numbered
@@ -114,31 +114,41 @@ def _data_problems(data: dict[str, Any], base_dir: Path, metric: object) -> list
     root = resolve_against(root_value, base_dir) if isinstance(root_value, str) else base_dir
     fmt = data.get("format")
     format_ok = fmt is None or fmt in LAYOUTS  # an unknown one is the schema's to report
-    replay = data.get("replay")
-    files: dict[str, tuple[tuple[Any, ...], Any, PairFields, str | None, Any]] = {
-        key: (("data", key), data.get(key), _fields(data), fmt, data.get(_EXAMPLE_LIMITS[key]))
+    files = {
+        key: _File(("data", key), data.get(key), _fields(data), fmt, data.get(_EXAMPLE_LIMITS[key]))
         for key in ("train", "eval")
     }
+    replay = data.get("replay")
     if isinstance(replay, dict):  # general instructions in their own layout: always detected
-        files["replay"] = (("data", "replay", "path"), replay.get("path"), _fields(replay), None, 0)
+        files["replay"] = _File(("data", "replay", "path"), replay.get("path"), _fields(replay))
     problems: list[Problem] = []
     layouts: dict[str, Layout] = {}
-    for key, (loc, value, fields, format, limit) in files.items():
-        if not isinstance(value, str) or not format_ok:
+    for key, file in files.items():
+        if not isinstance(file.value, str) or not format_ok:
             continue
-        path = resolve_against(value, base_dir)
+        path = resolve_against(file.value, base_dir)
         if not os.path.isdir(root) or escapes_root(path, root):
             continue  # DataSpec reports it; a file outside the root is never opened
-        limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
-        found = _data_file_problem(path, base_dir, fields, format, limit)
+        limit = file.limit if type(file.limit) is int else None
+        found = _data_file_problem(path, base_dir, file.fields, file.format, limit)
         if isinstance(found, tuple):
-            problems.append((loc, *found))
+            problems.append((file.loc, *found))
         elif found is not None:
             layouts[key] = found
     for key, message, fix in layout_rules(layouts, metric=metric, packing=data.get("packing")):
-        loc = files[key][0] if key in files else ("metric",) if key == "metric" else ("data", key)
+        loc = files[key].loc if key in files else ("metric",) if key == "metric" else ("data", key)
         problems.append((loc, message, fix))
     return problems
+
+
+class _File(NamedTuple):
+    """One data file as the raw study names it."""
+
+    loc: tuple[Any, ...]
+    value: Any
+    fields: PairFields
+    format: str | None = None
+    limit: Any = None
 
 
 def _fields(section: dict[str, Any]) -> PairFields:

@@ -31,7 +31,7 @@ from typing import Any
 from advisor.errors import AdvisorInputError
 from runners.config import ModelRef
 from runners.errors import TrialInputError
-from runners.layouts import PairFields
+from runners.layouts import Layout, PairFields
 from runners.models import cached_dir, gguf_path, read_model_config
 from runners.templates import resolve_template
 
@@ -89,7 +89,7 @@ def data_files(spec: StudySpec) -> list[DataFile]:
 
 def _read(
     path: str, format: str | None, fields: PairFields, limit: int | None, *, where: str
-) -> tuple[Any, int]:
+) -> tuple[Layout, int]:
     try:
         return read_layout(path, format=format, fields=fields, limit=limit, where=where)
     except TrialInputError as error:  # load_study read it already: changed since
