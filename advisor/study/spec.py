@@ -84,9 +84,8 @@ class StudySpec(Section):
     )
     metric: Literal[tuple(METRICS)] = Field(  # type: ignore[valid-type]
         DEFAULT_METRIC,
-        description=f"Task metric: {', '.join(METRICS)} (eval_loss and perplexity are "
-        "minimised). Chat data is scored by the last assistant turn's generated answer (or "
-        "eval_loss); raw text by perplexity (or eval_loss).",
+        description=f"Task metric: {', '.join(METRICS)}. Chat data: a metric of the generated "
+        "last answer, or eval_loss; raw text: perplexity or eval_loss (both minimised).",
     )
     method: str = Field("lora", description="Fine-tuning method from the runner's registry.")
     search: SearchSpec = Field(default_factory=SearchSpec, description="The search space.")
