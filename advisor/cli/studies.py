@@ -1,9 +1,11 @@
 """Commands for study files: `advisor validate FILE` and `advisor schema`.
 
-`validate` runs every check `advisor tune` runs before it records anything: the study file and
-the files it names, the target modules against the model's real layers (`--no-check-model`
-skips reading the model) and the personal-data gate on the data. A study it passes is not
-refused by `tune` for its inputs (stores are tune's to open: validate writes nothing).
+`validate` runs every check `advisor tune` runs before it records anything, through the same
+function (`advisor.study.preflight`): the study file and the files it names (each data file's
+layout and rows), the target modules against the model's real layers, the chat template trials
+will use (`--no-check-model` skips reading the model), and the personal-data gate on the data. A
+study it passes is not refused by `tune` for its inputs (stores are tune's to open: validate
+writes nothing; the preflight module's docstring lists what it skips).
 
 Only typer/rich at module level; the study package (pydantic, yaml) is imported inside the
 commands so that `advisor --help` stays instant.
@@ -31,23 +33,24 @@ def _format_values(values: Any) -> str:
 
 
 def study_summary(path: Path, *, check_model: bool) -> dict[str, Any]:
-    """Load and validate the study, check its target modules against the model (unless not
-    `check_model`) and its data for personal data, as `tune` does; a JSON-ready summary."""
+    """Load and validate the study, run `tune`'s checks before training (`preflight`: target
+    modules and chat template unless not `check_model`, data layouts) and its data gate
+    (personal data), as `tune` does; a JSON-ready summary."""
     from advisor.scan.gate import (  # lazy: the scanners, kept off `advisor --help`
         check_study_data,
         describe_pii,
     )
     from advisor.study import (  # lazy: pydantic, kept off `advisor --help`
-        check_model_modules,
         fixed_parameters,
         load_study,
         search_parameters,
         spec_hash,
     )
+    from advisor.study.preflight import preflight  # lazy: pydantic, kept off `advisor --help`
     from advisor.study.tasks import expand_tasks  # lazy: pydantic, kept off `advisor --help`
 
     spec = load_study(path)
-    modules = check_model_modules(spec) if check_model else None
+    checks = preflight(spec, check_model=check_model)
     data_checks = []
     for view in expand_tasks(spec) or [spec]:  # each task's data, as `tune` scans it
         report = check_study_data(view, tokens=check_model)
@@ -57,6 +60,16 @@ def study_summary(path: Path, *, check_model: bool) -> dict[str, Any]:
                 "files": [info.path for info in report.files],
                 "rows": report.rows,
                 "personal_data": describe_pii(report),  # only when data.allow_pii says so
+                "layouts": [
+                    {
+                        "role": f.role,
+                        "path": f.path,
+                        "layout": f.layout,
+                        "kind": f.kind,
+                        "rows": f.rows,
+                    }
+                    for f in checks.files[view.name]
+                ],
             }
         )
     size = spec.space_size()
@@ -85,7 +98,8 @@ def study_summary(path: Path, *, check_model: bool) -> dict[str, Any]:
         "tracking": redact_url(spec.tracking.uri) or "sqlite:///mlruns/mlflow.db (default)",
         "experiment": spec.tracking.experiment,
         "spec_hash": spec_hash(spec),
-        "model_modules": modules,
+        "model_modules": checks.modules,
+        "chat_template": checks.template,
         "data_checks": data_checks,
     }
 
@@ -122,7 +136,16 @@ def _render(summary: dict[str, Any]) -> None:
         )
     else:
         console.print("model modules: not checked (--no-check-model)", highlight=False)
+    template = summary["chat_template"] or "not checked (--no-check-model)"
+    console.print(f"chat template: {template}", highlight=False, markup=False)
     for check in summary["data_checks"]:
+        for file in check["layouts"]:
+            console.print(
+                f"data ({check['study']}): {file['role']} {Path(file['path']).name}: "
+                f"{file['layout']} layout ({file['kind']}), {file['rows']} rows",
+                highlight=False,
+                markup=False,
+            )
         names = ", ".join(Path(file).name for file in check["files"])
         found = check["personal_data"]
         verdict = f"{found} (allowed by data.allow_pii)" if found else "no personal data"

@@ -2,9 +2,12 @@
 
 `load_study` runs these on the raw YAML mapping, so they are reported together with schema errors,
 each at its YAML line, and before anything is written: a trial (after Optuna and MLflow recorded
-the study) must never be the first to find an empty data file, a record without its response, a
-non-UTF-8 byte or a GGUF file that is not one. The data files are read by the reader the trials
-use, `runners.datafiles` (`.jsonl` and `.json` as JSON Lines, `.csv` with a header).
+the study) must never be the first to find an empty data file, a conversation without an
+assistant turn, a non-UTF-8 byte or a GGUF file that is not one. The data files are read by the
+reader the trials use, `runners.datafiles` (JSON Lines, JSON arrays, CSV, Parquet, a folder
+written by `datasets.Dataset.save_to_disk`), and their rows by the layout they are in
+(`runners.layouts`, detected or `data.format`); the rules across the files' layouts and the
+metric are `advisor.study.layouts`'. A chat template named by path must exist, as data files must.
 
 Path confinement: data files must resolve (symlinks followed) inside `data.root`, the study file's
 folder unless declared, so a shared study file cannot make a trial read `../../etc/passwd` and log
@@ -18,14 +21,17 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
 from advisor.decide.gguf import read_gguf_header
 from runners.datafiles import SUFFIXES, Record, file_problem, read_numbered
 from runners.errors import TrialInputError
+from runners.layouts import LAYOUTS, Layout, PairFields, to_examples
 from runners.models import PRESETS as MODEL_PRESETS
 from runners.models import read_model_config
+from runners.templates import CHOICES as TEMPLATE_CHOICES
 
+from .layouts import DEFAULT_METRIC, layout_rules
 from .space import shown
 
 Problem = tuple[tuple[Any, ...], str, str]
@@ -66,19 +72,23 @@ def gguf_name_problem(value: str) -> str | None:
 def file_problems(raw: dict[str, Any], base_dir: Path) -> list[Problem]:
     """Problems of the data and model files named in the raw study mapping."""
     problems: list[Problem] = []
+    metric = raw.get("metric", DEFAULT_METRIC)
     data = raw.get("data")
     if isinstance(data, dict):
-        problems += _data_problems(data, base_dir)
+        problems += _data_problems(data, base_dir, metric)
     tasks = raw.get("tasks")
     for index, task in enumerate(tasks if isinstance(tasks, list) else []):
         data = task.get("data") if isinstance(task, dict) else None
-        if isinstance(data, dict):  # each task's files, at that task's lines
+        if isinstance(data, dict):  # each task's files and metric, at that task's lines
+            own = task.get("metric") or metric
             problems += [
-                (("tasks", index, *loc), *rest) for loc, *rest in _data_problems(data, base_dir)
+                (("tasks", index, *loc), *rest)
+                for loc, *rest in _data_problems(data, base_dir, own)
             ]
     model = raw.get("model")
     if isinstance(model, dict):
         problems += _model_problems(model, base_dir)
+        problems += _template_problems(model.get("chat_template"), base_dir, _roots(raw, base_dir))
     tracking = raw.get("tracking")
     experiment = tracking.get("experiment") if isinstance(tracking, dict) else None
     if isinstance(experiment, str) and ".." in PurePath(experiment).parts:
@@ -97,63 +107,97 @@ def file_problems(raw: dict[str, Any], base_dir: Path) -> list[Problem]:
 # --- data ------------------------------------------------------------------------------------
 
 
-def _data_problems(data: dict[str, Any], base_dir: Path) -> list[Problem]:
+def _data_problems(data: dict[str, Any], base_dir: Path, metric: object) -> list[Problem]:
+    """The problems of the train, eval and replay files, then of the rules across their layouts
+    and `metric` (`advisor.study.layouts`), the metric's at `("metric",)`."""
     root_value = data.get("root")
     root = resolve_against(root_value, base_dir) if isinstance(root_value, str) else base_dir
-    fields = {
-        role: data.get(role, default)
-        for role, default in _ROLES.items()
-        if isinstance(data.get(role, default), str)
+    fmt = data.get("format")
+    format_ok = fmt is None or fmt in LAYOUTS  # an unknown one is the schema's to report
+    files = {
+        key: _File(("data", key), data.get(key), _fields(data), fmt, data.get(_EXAMPLE_LIMITS[key]))
+        for key in ("train", "eval")
     }
+    replay = data.get("replay")
+    if isinstance(replay, dict):  # general instructions in their own layout: always detected
+        files["replay"] = _File(("data", "replay", "path"), replay.get("path"), _fields(replay))
     problems: list[Problem] = []
-    for key in ("train", "eval"):
-        value = data.get(key)
-        if not isinstance(value, str):
+    layouts: dict[str, Layout] = {}
+    for key, file in files.items():
+        if not isinstance(file.value, str) or not format_ok:
             continue
-        path = resolve_against(value, base_dir)
+        path = resolve_against(file.value, base_dir)
         if not os.path.isdir(root) or escapes_root(path, root):
             continue  # DataSpec reports it; a file outside the root is never opened
-        limit = data.get(_EXAMPLE_LIMITS[key])
-        limit = limit if isinstance(limit, int) else None
-        found = _data_file_problem(path, base_dir, fields, limit)
-        if found is not None:
-            problems.append((("data", key), *found))
+        limit = file.limit if type(file.limit) is int else None
+        found = _data_file_problem(path, base_dir, file.fields, file.format, limit)
+        if isinstance(found, tuple):
+            problems.append((file.loc, *found))
+        elif found is not None:
+            layouts[key] = found
+    for key, message, fix in layout_rules(layouts, metric=metric, packing=data.get("packing")):
+        loc = files[key].loc if key in files else ("metric",) if key == "metric" else ("data", key)
+        problems.append((loc, message, fix))
     return problems
 
 
-def _data_file_problem(
-    path: Path, base_dir: Path, fields: dict[str, str], limit: int | None
-) -> tuple[str, str] | None:
-    """The first problem of one data file as (message, fix), or None when it is usable.
+class _File(NamedTuple):
+    """One data file as the raw study names it."""
 
-    The file is read whole by the reader the trials use (`runners.datafiles`)."""
+    loc: tuple[Any, ...]
+    value: Any
+    fields: PairFields
+    format: str | None = None
+    limit: Any = None
+
+
+def _fields(section: dict[str, Any]) -> PairFields:
+    """The prompt_response layout's field names as the section sets them (defaults otherwise;
+    a non-string is the schema's to report)."""
+    names = {
+        role: section.get(key, role)
+        for key, role in _ROLES.items()
+        if isinstance(section.get(key, role), str)
+    }
+    return PairFields(**names)
+
+
+def _data_file_problem(
+    path: Path, base_dir: Path, fields: PairFields, format: str | None, limit: int | None
+) -> tuple[str, str] | Layout | None:
+    """The first problem of one data file as (message, fix), or its layout when it is usable
+    (None when the suffix is wrong, which DataSpec reports).
+
+    The file is read whole by the reader the trials use (`runners.datafiles`), and its rows
+    converted by the layout they are in (`runners.layouts`), so any row a trial would refuse is
+    refused here, by file and row."""
     problem = file_problem(path)
-    if problem is not None:
-        fixes = {
-            "folder": "name a .jsonl or .csv file inside it",
-            "missing": f"create it or fix the path (relative paths start at {base_dir})",
-        }
+    if problem is not None and problem.kind != "folder":  # a folder may be a saved dataset
+        fixes = {"missing": f"create it or fix the path (relative paths start at {base_dir})"}
         return problem.message, fixes.get(problem.kind, problem.fix)
-    if path.suffix.lower() not in SUFFIXES:
+    if problem is None and path.suffix.lower() not in SUFFIXES:
         return None  # DataSpec names the accepted suffixes
     try:
         records = read_numbered(path, where="data")
-    except TrialInputError as error:  # DataFileError names the line
+        if path.suffix.lower() == ".csv":
+            short = _short_csv_row(records)
+            if short is not None:
+                return f"{path.name}:{short[0]}: the row has no cell for {short[1]}", (
+                    "give every row as many cells as the header has columns"
+                )
+        if not records:
+            return (
+                f"data file {path.name} holds no records",
+                "add examples: one JSON object per line (.jsonl), or rows under a header (.csv)",
+            )
+        layout, _ = to_examples(
+            records[:limit] if limit else records, path, format=format, fields=fields, where="data"
+        )
+    except TrialInputError as error:  # DataFileError and LayoutError name the line or row
         return error.message, error.fix or ""
     except OSError as error:
         return f"cannot read {path}: {error.strerror}", "make the file readable"
-    if path.suffix.lower() == ".csv":
-        short = _short_csv_row(records)
-        if short is not None:
-            return f"{path.name}:{short[0]}: the row has no cell for {short[1]}", (
-                "give every row as many cells as the header has columns"
-            )
-    if not records:
-        return (
-            f"data file {path.name} holds no records",
-            "add examples: one JSON object per line (.jsonl), or rows under a header (.csv)",
-        )
-    return _field_problem(path.name, records[:limit] if limit else records, fields)
+    return layout
 
 
 def _short_csv_row(records: list[Record]) -> tuple[int, list[str]] | None:
@@ -162,30 +206,6 @@ def _short_csv_row(records: list[Record]) -> tuple[int, list[str]] | None:
         short = [key for key, value in record.items() if value is None]
         if short:
             return line, short
-    return None
-
-
-def _field_problem(
-    name: str, records: list[Record], fields: dict[str, str]
-) -> tuple[str, str] | None:
-    """A prompt or response field missing from some records: where first, and what is there."""
-    present = sorted({key for _, record in records for key in record})
-    for role, field in fields.items():
-        missing = [line for line, record in records if field not in record]
-        if not missing:
-            continue
-        if len(missing) == len(records):
-            return (
-                f"every record of {name} lacks the field(s) [{shown(field)}] (data.{role}); "
-                f"fields present: {shown(present)}",
-                f"set data.{role} to one of {shown(present)}",
-            )
-        return (
-            f"{name}:{missing[0]}: the record lacks the field(s) [{shown(field)}] (data.{role}); "
-            f"{len(missing)} of {len(records)} records do",
-            f"add {shown(field)} to every record (line {missing[0]} first), or remove those "
-            "records",
-        )
     return None
 
 
@@ -239,6 +259,40 @@ def _model_problems(model: dict[str, Any], base_dir: Path) -> list[Problem]:
         return [(("model", "source"), _not_a_model(path), _MODEL_FIX)]
     problem = _gguf_problem(gguf)
     return [(loc, problem, _GGUF_FIX)] if problem else []
+
+
+def _roots(raw: dict[str, Any], base_dir: Path) -> list[Path]:
+    """The study file's folder and every data root it declares (its tasks' too)."""
+    datas = [raw.get("data")] + [
+        t.get("data") for t in raw.get("tasks") or [] if isinstance(t, dict)
+    ]
+    declared = [d.get("root") for d in datas if isinstance(d, dict)]
+    return [base_dir, *(resolve_against(r, base_dir) for r in declared if isinstance(r, str))]
+
+
+def _template_problems(value: object, base_dir: Path, roots: list[Path]) -> list[Problem]:
+    """A chat template named by its path must be a readable file inside the study's folder or a
+    data root: it is rendered into every training example and logged generation, so, as for data
+    files, a shared study file cannot make trials read a file elsewhere on the machine. Whether
+    it can mask the assistant's turns is `preflight`'s to check (it renders it with the model's
+    tokenizer)."""
+    if not isinstance(value, str) or value in TEMPLATE_CHOICES:
+        return []
+    path = resolve_against(value, base_dir)
+    fix = (
+        f"set model.chat_template to {', '.join(TEMPLATE_CHOICES)}, or to the path of a Jinja "
+        f"template file (relative paths start at {base_dir})"
+    )
+    if all(escapes_root(path, root) for root in roots):
+        message = (
+            f"chat template file {shown(value)} resolves to {Path(path).resolve()}, outside the "
+            "study file's folder and the data roots"
+        )
+        return [(("model", "chat_template"), message, "copy it next to the study file, or " + fix)]
+    problem = file_problem(path, noun="chat template file")
+    if problem is None:
+        return []
+    return [(("model", "chat_template"), problem.message, fix)]
 
 
 _MODEL_FIX = (

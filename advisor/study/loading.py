@@ -275,7 +275,7 @@ def check_model_modules(spec: StudySpec) -> list[str]:
         ) from None
     value = spec.search.target_modules
     problems: list[Problem] = []
-    root = _compose(spec.source_file)
+    root = compose_nodes(spec.source_file)
     for index, choice in enumerate(spec.search.target_choices()):
         loc = ("search", "target_modules") + (() if isinstance(value, str) else (index,))
         try:
@@ -291,7 +291,7 @@ def check_model_modules(spec: StudySpec) -> list[str]:
     return available
 
 
-def _compose(source_file: str | None) -> yaml.Node | None:
+def compose_nodes(source_file: str | None) -> yaml.Node | None:
     """The YAML node tree of the study file, for line numbers (None when unavailable)."""
     if not source_file:
         return None
@@ -314,7 +314,8 @@ def _portable(spec: StudySpec) -> dict[str, Any]:
         base = Path(spec.source_file).parent
         places = [(data, key) for data in datas for key in ("root", "train", "eval")]
         places += [(data["replay"], "path") for data in datas if data.get("replay")]
-        for section, key in [*places, (dumped["model"], "source")]:
+        places += [(dumped["model"], "source"), (dumped["model"], "chat_template")]
+        for section, key in places:
             if section.get(key) is None:
                 continue
             value = Path(section[key])
@@ -325,7 +326,22 @@ def _portable(spec: StudySpec) -> dict[str, Any]:
                 del data["root"]
             if data.get("replay") is None:  # and as before data.replay existed
                 data.pop("replay", None)
+    _drop_defaults(dumped, datas)
     return dumped
+
+
+_NEW_DEFAULTS = {"format": None, "packing": False}
+"""Data keys added after 0.1 and their defaults: a study that leaves them out hashes as before
+they existed, so a study recorded by an older advisor is continued, not refused as changed."""
+
+
+def _drop_defaults(dumped: dict[str, Any], datas: list[dict[str, Any]]) -> None:
+    for data in datas:
+        for key, default in _NEW_DEFAULTS.items():
+            if key in data and data[key] == default:
+                del data[key]
+    if dumped["model"].get("chat_template") == "auto":  # likewise model.chat_template
+        del dumped["model"]["chat_template"]
 
 
 def spec_hash(spec: StudySpec) -> str:

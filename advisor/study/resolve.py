@@ -122,6 +122,7 @@ def resolve_trial_config(
             source=spec.model.source,
             trust_remote_code=spec.model.trust_remote_code,
             gguf_file=spec.model.gguf_file,
+            chat_template=spec.model.chat_template,
         ),
         data=DataConfig(
             train_path=spec.data.train,
@@ -131,6 +132,8 @@ def resolve_trial_config(
             system_prompt=spec.data.system_prompt,
             max_train_examples=spec.data.max_train_examples,
             max_eval_examples=spec.data.max_eval_examples,
+            format=spec.data.format,
+            packing=spec.data.packing,
             **_replay(spec, values),
         ),
         method=_method(spec, values, available_modules),

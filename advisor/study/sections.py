@@ -19,8 +19,11 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from runners.datafiles import SUFFIXES
+from runners.layouts import LAYOUTS
 from runners.metrics import METRICS
 from runners.models import PRESETS as MODEL_PRESETS
+from runners.templates import CHOICES as TEMPLATE_CHOICES
 
 from .files import escapes_root
 from .space import INT_MAX, NonNegativeInt, PositiveInt, Section, rule, shown
@@ -49,11 +52,26 @@ class ModelSpec(Section):
     gguf_file: str | None = Field(
         None, description="File name inside `source` when it is a directory of GGUF files."
     )
+    chat_template: str = Field(
+        "auto",
+        min_length=1,
+        description="How chat rows become the text the model trains on and is asked with: "
+        "auto (the tokenizer's own template; plain when it has none, as a base model), model "
+        "(the tokenizer's own, an error when it has none), chatml, plain (User:/Assistant: "
+        "headers), or the path of a Jinja template file, relative to the study file. "
+        "`advisor validate` shows the one chosen.",
+    )
 
     @field_validator("source")
     @classmethod
     def _resolve(cls, value: str, info: ValidationInfo) -> str:
         return value if value in known_model_presets() else _resolve_path(value, info)
+
+    @field_validator("chat_template")
+    @classmethod
+    def _template_path(cls, value: str, info: ValidationInfo) -> str:
+        """A template file's path, like the data files', starts at the study file's folder."""
+        return value if value in TEMPLATE_CHOICES else _resolve_path(value, info)
 
     def is_preset(self) -> bool:
         return self.source in known_model_presets()
@@ -67,7 +85,10 @@ def _resolve_path(value: str, info: ValidationInfo) -> str:
     return str(path) if base is not None else value
 
 
-DATA_SUFFIXES = (".jsonl", ".json", ".csv")
+DATA_SUFFIXES = tuple(SUFFIXES)
+"""The data files' types (`runners.datafiles`, the one reader); a folder written by
+`datasets.Dataset.save_to_disk` is read too."""
+_DATA_KINDS = "a .jsonl, .json, .csv or .parquet file, or a folder written by save_to_disk"
 MAX_SECONDS = 366 * 24 * 3600
 """Longest duration a study states (timeouts, heartbeats): a year."""
 MAX_MEMORY_GB = 2**20
@@ -81,8 +102,8 @@ class ReplaySpec(Section):
     model could do (`runners.data.training_set`)."""
 
     path: str = Field(
-        description="A .jsonl, .json or .csv file of general instructions with responses, inside "
-        "data.root; relative to the study file (e.g. data/general_replay.jsonl)."
+        description=f"General instructions with responses: {_DATA_KINDS}, in any chat layout, "
+        "inside data.root; relative to the study file (e.g. data/general_replay.jsonl)."
     )
     fraction: float | None = Field(
         None,
@@ -97,7 +118,7 @@ class ReplaySpec(Section):
 
 
 class DataSpec(Section):
-    """Local train/eval files and the fields holding prompt and response.
+    """Local train/eval files, their layout, and the fields holding prompt and response.
 
     The files must lie inside `root` (symlinks followed): a study file shared with a team cannot
     make trials read, and log as data, a file elsewhere on the machine.
@@ -108,10 +129,29 @@ class DataSpec(Section):
         description="Folder the data files must resolve inside (symlinks followed); relative to "
         "the study file's folder, which is the default.",
     )
-    train: str = Field(description="Training examples: a .jsonl, .json or .csv file.")
-    eval: str = Field(description="Held-out examples for the eval loss and the task metric.")
-    prompt_field: str = Field("prompt", description="Column/key holding the user's request.")
-    response_field: str = Field("response", description="Column/key holding the wanted answer.")
+    train: str = Field(description=f"Training examples: {_DATA_KINDS}.")
+    eval: str = Field(
+        description="Held-out examples for the eval loss and the task metric, of the same kind "
+        "as train (chat or raw text)."
+    )
+    format: Literal[tuple(LAYOUTS)] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="The rows' layout: messages ({role, content} turns), sharegpt "
+        "(conversations of {from, value}), alpaca (instruction, input, output), "
+        "prompt_completion (trl's), prompt_response (prompt_field and response_field), or text "
+        "(raw text for continued pre-training). Leave it out to detect it from the rows.",
+    )
+    packing: bool = Field(
+        False,
+        description="Raw text only (the text layout): concatenate the documents and cut them "
+        "into train.max_seq_length blocks, so no step is spent on padding.",
+    )
+    prompt_field: str = Field(
+        "prompt", description="Column/key holding the user's request (prompt_response layout)."
+    )
+    response_field: str = Field(
+        "response", description="Column/key holding the wanted answer (prompt_response layout)."
+    )
     system_prompt: str | None = Field(None, description="System message put before every prompt.")
     max_train_examples: PositiveInt | None = Field(
         None, description="Use only the first N (1 .. 2^31-1)."
@@ -132,12 +172,14 @@ class DataSpec(Section):
     @field_validator("train", "eval")
     @classmethod
     def _data_file(cls, value: str, info: ValidationInfo) -> str:
-        if not value.endswith(DATA_SUFFIXES):
-            raise rule(
-                f"data file {shown(value)} must end in {', '.join(DATA_SUFFIXES)}",
-                "convert it to JSON Lines (one object per line) or CSV with a header",
-            )
         path = _resolve_path(value, info)
+        if not value.lower().endswith(DATA_SUFFIXES) and not os.path.isdir(path):
+            raise rule(
+                f"data file {shown(value)} must end in {', '.join(DATA_SUFFIXES)}, or be a "
+                "folder written by datasets.Dataset.save_to_disk",
+                "convert it to JSON Lines (one object per line), CSV with a header or Parquet, "
+                "or name the saved dataset's folder",
+            )
         root = info.data.get("root")
         if root is not None and escapes_root(path, root):
             raise rule(

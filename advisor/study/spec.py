@@ -16,6 +16,7 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 from runners.methods import METHODS, Method
 from runners.metrics import METRICS
 
+from .layouts import DEFAULT_METRIC
 from .sections import (
     COST_OBJECTIVES,
     TASK_STUDY_PATTERN,
@@ -82,7 +83,9 @@ class StudySpec(Section):
         "own adapter; `advisor export STUDY --bundle DIR` serves them all from one base model.",
     )
     metric: Literal[tuple(METRICS)] = Field(  # type: ignore[valid-type]
-        "exact_match", description=f"Task metric: {', '.join(METRICS)} (eval_loss is minimised)."
+        DEFAULT_METRIC,
+        description=f"Task metric: {', '.join(METRICS)}. Chat data: a metric of the generated "
+        "last answer, or eval_loss; raw text: perplexity or eval_loss (both minimised).",
     )
     method: str = Field("lora", description="Fine-tuning method from the runner's registry.")
     search: SearchSpec = Field(default_factory=SearchSpec, description="The search space.")

@@ -1,11 +1,12 @@
 """`advisor tune` and `advisor worker`: run a declared study with Optuna, each trial a real
 training run in a child process, every trial recorded in MLflow under one parent run.
 
-The flow: load and validate the study file (all errors at once) -> check target_modules against
-the model's real module names (`StudyPlan`) -> scan the data -> open the Optuna study (continue
-it if it exists) and the MLflow parent run (`prepare`) -> a `Session`: evaluate the untuned
-baseline once, then the trial loop (see `advisor.tuning.session`), each trial an `Objective`
-call (see `advisor.tuning.objective`).
+The flow: load and validate the study file (all errors at once) -> the checks before training
+that `advisor validate` runs too (`StudyPlan` -> `advisor.study.preflight`: target modules
+against the model's real module names, data layouts, the chat template) -> check the stores ->
+scan the data -> open the Optuna study (continue it if it exists) and the MLflow parent run
+(`prepare`) -> a `Session`: evaluate the untuned baseline once, then the trial loop (see
+`advisor.tuning.session`), each trial an `Objective` call (see `advisor.tuning.objective`).
 
 `tune` is the coordinator (it creates the study); `work` joins one from any process or machine
 that reaches the same stores; `advisor serve` only `prepare`s a study, for workers to run.

@@ -18,12 +18,12 @@ from advisor.stores.locations import Stores
 from advisor.stores.sampling import SHARED_SEED, make_pruner, make_sampler
 from advisor.stores.storage import make_storage
 from advisor.study import (
-    check_model_modules,
     dump_resolved,
     load_study,
     search_parameters,
     spec_hash,
 )
+from advisor.study.preflight import preflight
 from advisor.study.space import Param
 from advisor.study.spec import StudySpec
 
@@ -84,8 +84,10 @@ class StudyPlan:
 
     @classmethod
     def build(cls, spec: Any, spec_path: Path, root: Path | None = None) -> StudyPlan:
-        """Check the model's module names and resolve stores, objectives and hashes."""
-        available = check_model_modules(spec)
+        """Run the checks before training (`preflight`, which `advisor validate` runs too:
+        target modules, data layouts, chat template) and resolve stores, objectives and
+        hashes."""
+        available = preflight(spec).modules
         stores = Stores.resolve(
             optuna_url=spec.storage,
             tracking_uri=spec.tracking.uri,

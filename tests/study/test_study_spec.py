@@ -140,9 +140,14 @@ def test_missing_file_and_yaml_syntax_error(tmp_path: Path):
 
 
 def test_data_files_lacking_the_fields_are_reported(tmp_path: Path):
+    """Rows in no layout (prompt_response with the fields the study names included) are the
+    layouts' error: the file, the row, the fields found and the layouts read."""
     raw = _spec(tmp_path)
     raw["data"]["prompt_field"] = "question"
-    assert "lacks the field(s) ['question']" in _errors(_write(tmp_path, raw))
+    message = _errors(_write(tmp_path, raw))
+    assert "train.jsonl:1: no data layout matches the row" in message
+    assert "fields found: prompt (a string)" in message
+    assert "prompt_response (question, response)" in message
 
 
 def test_direct_construction_raises_on_cross_field_rules():

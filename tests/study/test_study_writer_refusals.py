@@ -59,9 +59,12 @@ def test_a_study_that_would_not_validate_names_the_options_and_writes_nothing(
     with pytest.raises(AdvisorInputError) as caught:
         write_study_file(project / "out" / "deeper" / "x.yaml", _study(prompt_field="question"))
     assert caught.value.where == "--train, --eval"
-    assert "lacks the field(s) ['question'] (--prompt-field)" in caught.value.message
-    assert "set --prompt-field to one of ['prompt', 'response']" in (caught.value.fix or "")
-    assert "data." not in str(caught.value)  # no key of a file the user never wrote
+    # The rows are in no layout: the layouts' error, with the fields named as options.
+    assert "--train: train.jsonl:1: no data layout matches the row" in caught.value.message
+    assert "prompt_response (question, response)" in caught.value.message
+    assert "(--prompt-field, --response-field)" in (caught.value.fix or "")
+    # No key of a file the user never wrote (data.format has no option of recommend's yet).
+    assert "data." not in str(caught.value).replace("data.format", "")
     assert _everything(project) == before
 
 
