@@ -81,19 +81,23 @@ _OPTION_OF = {
     "data.prompt_field": "--prompt-field",
     "data.response_field": "--response-field",
     "data.format": "--format",
+    "model.chat_template": "--chat-template",
 }
 """The study keys the layouts' errors name -> this command's options (without --study)."""
 
 
-def _in_options(error: InputError) -> AdvisorInputError:
-    """The layouts' error said in this command's options: `set --format`, not data.format."""
+def _in_options(error: InputError, keys: set[str]) -> AdvisorInputError:
+    """The layouts' (or templates') error with the study `keys` said as this command's options:
+    `set --format`, not `set data.format`, for a setting typed on the command line."""
 
     def said(text: str) -> str:
         for key, option in _OPTION_OF.items():
-            text = text.replace(key, option)
+            if key in keys:
+                text = text.replace(key, option)
         return text
 
-    return AdvisorInputError(said(error.message), fix=said(error.fix or ""), where=error.where)
+    where = said(error.where) if error.where else None
+    return AdvisorInputError(said(error.message), fix=said(error.fix or ""), where=where)
 
 
 def _fail(report: ScanReport, rules: list[Rule]) -> list[str]:
@@ -215,7 +219,14 @@ def register(app: typer.Typer) -> None:
         try:
             report = scan_files(files, options=options, **study_model)  # type: ignore[arg-type]
         except InputError as error:
-            raise _in_options(error) if study is None else error from None
+            given = {
+                "data.prompt_field": prompt_field,
+                "data.response_field": response_field,
+                "data.format": data_format,
+                "model.chat_template": chat_template,
+            }  # a setting the study made keeps its key; one typed here is named as typed
+            keys = {key for key, value in given.items() if study is None or value is not None}
+            raise _in_options(error, keys) from None
         tripped = _fail(report, rules)
         if as_json:
             payload = report.to_dict()
