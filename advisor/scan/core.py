@@ -66,18 +66,6 @@ class Row:
         conversations: the same answer to another question is not a duplicate)."""
         return "\n".join(f"{turn.role}: {turn.content}" for turn in self.turns)
 
-    @property
-    def prompt(self) -> str | None:
-        """The user's turns (a document's text), as one text; None when there are none."""
-        texts = self.texts("user", TEXT_ROLE)
-        return "\n".join(texts) if texts else None
-
-    @property
-    def response(self) -> str | None:
-        """The assistant's turns as one text; None when there are none."""
-        texts = self.texts("assistant")
-        return "\n".join(texts) if texts else None
-
 
 @dataclass(frozen=True)
 class Location:
@@ -137,6 +125,10 @@ class TextCounter(Protocol):
     """The chat template conversations are rendered with; None: words, no template."""
 
     def lengths(self, texts: Sequence[str]) -> list[int]: ...
+
+    def sequence_lengths(self, rows: Sequence[Row], system_prompt: str | None) -> list[int]:
+        """Each row's whole sequence: the rendered conversation (or document), in the unit."""
+        ...
 
     def turn_ends(self, row: Row, system_prompt: str | None) -> list[int]:
         """Where each turn of `row` (after the study's system prompt, when it adds one) ends in

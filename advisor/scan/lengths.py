@@ -52,6 +52,9 @@ class WordCounter:
     def lengths(self, texts: Sequence[str]) -> list[int]:
         return [len(_WORD.findall(text)) for text in texts]
 
+    def sequence_lengths(self, rows: Sequence[Row], system_prompt: str | None) -> list[int]:
+        return [self.turn_ends(row, system_prompt)[-1] for row in rows]
+
     def turn_ends(self, row: Row, system_prompt: str | None) -> list[int]:
         messages = with_system(row, system_prompt) if row.turns[0].role != TEXT_ROLE else []
         texts = [m["content"] for m in messages] or [row.turns[0].content]
@@ -80,16 +83,27 @@ class TokenizerCounter:
         encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
+    def _render(self, messages: list[dict[str, str]]) -> str:
+        return self._template.render(self.tokenizer, messages, prompt=False)
+
+    def sequence_lengths(self, rows: Sequence[Row], system_prompt: str | None) -> list[int]:
+        """Every row's whole sequence, tokenised in one batch."""
+        return self.lengths(
+            [
+                row.turns[0].content
+                if row.turns[0].role == TEXT_ROLE
+                else self._render(with_system(row, system_prompt))
+                for row in rows
+            ]
+        )
+
     def turn_ends(self, row: Row, system_prompt: str | None) -> list[int]:
-        """Each turn's end: the tokens of the conversation rendered up to and with that turn."""
+        """Each turn's end: the tokens of the conversation rendered up to and with that turn
+        (one rendering per turn, so asked only for the rows that are cut)."""
         if row.turns[0].role == TEXT_ROLE:
             return self.lengths([row.turns[0].content])
         messages = with_system(row, system_prompt)
-        rendered = [
-            self._template.render(self.tokenizer, messages[:end], prompt=False)
-            for end in range(1, len(messages) + 1)
-        ]
-        return self.lengths(rendered)
+        return self.lengths([self._render(messages[:end]) for end in range(1, len(messages) + 1)])
 
 
 def load_counter(
@@ -231,15 +245,13 @@ def check(rows: Sequence[Row], context: ScanContext) -> LengthResult:
     options = context.options
     readable = [row for row in rows if row.turns]
     chats = [row for row in readable if row.turns[0].role != TEXT_ROLE]
-    contexts = counter.lengths(
-        ["\n".join(row.texts("system", "user")) for row in chats if row.texts("system", "user")]
-    )
-    completions = counter.lengths([row.response for row in chats if row.response is not None])
-    sequences, truncated = [], []
-    for row in readable:
-        ends = counter.turn_ends(row, options.system_prompt)
-        sequences.append(ends[-1])
-        if ends[-1] > options.max_seq_length:
+    contexts = counter.lengths(["\n".join(row.texts("system", "user")) for row in chats])
+    completions = counter.lengths(["\n".join(row.texts("assistant")) for row in chats])
+    sequences = counter.sequence_lengths(readable, options.system_prompt)
+    truncated = []
+    for row, length in zip(readable, sequences, strict=True):
+        if length > options.max_seq_length:
+            ends = counter.turn_ends(row, options.system_prompt)
             system_first = len(ends) > len(row.turns)
             truncated.append(_truncation(row, ends, options.max_seq_length, system_first))
     truncated.sort(key=lambda t: (-t.length, t.file, t.row))

@@ -4,6 +4,7 @@ conversations, lengths through the chat template with the turns cut and where)."
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,26 @@ def test_a_file_in_no_layout_or_mixing_two_is_refused(tmp_path: Path) -> None:
     mixed = write_jsonl(tmp_path / "mixed.jsonl", [MESSAGES[2], {"text": "A document."}])
     with pytest.raises(InputError, match=r"mixed\.jsonl:2: the row is in the text layout"):
         scan_file(mixed)
+
+
+@pytest.mark.parametrize("container", ["json", "parquet", "saved"])
+def test_other_containers_scan_the_same(container: str, tmp_path: Path) -> None:
+    """A JSON array, a Parquet file and a `datasets` folder of the same conversations."""
+    import datasets
+
+    rows = LAYOUT_ROWS["messages"]
+    first = 1
+    if container == "json":  # an item is named by the line it starts on: here lines 2-4
+        path = tmp_path / "chat.json"
+        path.write_text("[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]\n")
+        first = 2
+    elif container == "parquet":
+        path = tmp_path / "chat.parquet"
+        datasets.Dataset.from_list(rows).to_parquet(str(path))
+    else:
+        path = tmp_path / "chat"
+        datasets.Dataset.from_list(rows).save_to_disk(str(path))
+    report = scan_file(path)
+    assert (report.files[0].layout, report.rows) == ("messages", 3)
+    found = [(f.row, f.turn, f.role) for f in report.results["pii"].findings]
+    assert found == [(first, 1, "system"), (first + 1, 3, "user")]
