@@ -216,6 +216,13 @@ def register(app: typer.Typer) -> None:
             check_report_path(report_file, files)
         if model is not None:
             study_model = {"model": model}
+        if chat_template is not None and not study_model:
+            raise AdvisorInputError(
+                "--chat-template renders conversations for a tokenizer, and no model is named: "
+                "lengths would be words",
+                fix="add --model (a preset, local HF directory or .gguf) or --study",
+                where="--chat-template",
+            )
         try:
             report = scan_files(files, options=options, **study_model)  # type: ignore[arg-type]
         except InputError as error:

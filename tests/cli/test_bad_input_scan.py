@@ -96,6 +96,14 @@ CASES = [
         args=("scan", "chat.jsonl", "--study", "s.yaml", "--chat-template", "missing.jinja"),
         prepare=write("chat.jsonl", _jsonl(CHAT)),
     ),
+    bad(
+        "--chat-template",
+        "no model is named",
+        "add --model",
+        id="scan-chat-template-without-a-model",
+        args=("scan", "chat.jsonl", "--chat-template", "chatml"),
+        prepare=write("chat.jsonl", _jsonl(CHAT)),
+    ),
 ]
 
 
