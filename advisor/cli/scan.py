@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from advisor.cli._common import console, err_console, print_json, user_errors
 from advisor.errors import AdvisorInputError
+from runners.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from advisor.scan import Rule, ScanOptions, ScanReport
@@ -33,6 +34,8 @@ def _options(
     max_seq_length: int | None,
     near_threshold: float,
     languages: str | None,
+    data_format: str | None = None,
+    chat_template: str | None = None,
 ) -> tuple[ScanOptions, list[str], dict[str, object]]:
     """Scan options, the study's data files and the study's model settings (if a study)."""
     from advisor.scan import ScanOptions  # lazy: pydantic, kept off `advisor --help`
@@ -45,6 +48,8 @@ def _options(
         "max_seq_length": max_seq_length,
         "near_threshold": near_threshold,
         "languages": langs,
+        "format": data_format,
+        "chat_template": chat_template,
     }
     if study is None:
         return ScanOptions(**{k: v for k, v in overrides.items() if v is not None}), [], {}
@@ -59,7 +64,40 @@ def _options(
     }
     specs = expand_tasks(spec) if spec.tasks else [spec]  # every task's files, scanned as one
     files = [path for one in specs for path in (one.data.train, one.data.eval)]
+    # data.format and model.chat_template come with the study's layout fields (issue 15); a
+    # study without them detects the layout and uses the tokenizer's template, as training does
+    study_defaults = {
+        "format": getattr(spec.data, "format", None),
+        "chat_template": getattr(spec.model, "chat_template", None),
+    }
+    overrides = {
+        key: value if value is not None else study_defaults.get(key)
+        for key, value in overrides.items()
+    }
     return study_options(specs[0], **overrides), files, model
+
+
+_OPTION_OF = {
+    "data.prompt_field": "--prompt-field",
+    "data.response_field": "--response-field",
+    "data.format": "--format",
+    "model.chat_template": "--chat-template",
+}
+"""The study keys the layouts' errors name -> this command's options (without --study)."""
+
+
+def _in_options(error: InputError, keys: set[str]) -> AdvisorInputError:
+    """The layouts' (or templates') error with the study `keys` said as this command's options:
+    `set --format`, not `set data.format`, for a setting typed on the command line."""
+
+    def said(text: str) -> str:
+        for key, option in _OPTION_OF.items():
+            if key in keys:
+                text = text.replace(key, option)
+        return text
+
+    where = said(error.where) if error.where else None
+    return AdvisorInputError(said(error.message), fix=said(error.fix or ""), where=where)
 
 
 def _fail(report: ScanReport, rules: list[Rule]) -> list[str]:
@@ -76,8 +114,10 @@ def register(app: typer.Typer) -> None:
     def scan(
         data: list[Path] | None = typer.Argument(
             None,
-            help="JSONL or CSV files of instruction data (default with --study: its train and "
-            "eval files). Several files are scanned together: duplicates across them show.",
+            help="Data files: JSONL, JSON array, CSV, Parquet or a saved dataset's folder, in any "
+            "layout (chat messages, ShareGPT, Alpaca, prompt/completion, prompt/response, raw "
+            "text); default with --study: its train and eval files. Several files are scanned "
+            "together: duplicates across them show.",
         ),
         study: Path | None = typer.Option(
             None,
@@ -91,11 +131,30 @@ def register(app: typer.Typer) -> None:
             help="Count tokens with this model's tokenizer: a preset (smollm2-135m), a local HF "
             "directory or a .gguf file. Without it (and without --study), lengths are words.",
         ),
+        data_format: str | None = typer.Option(
+            None,
+            "--format",
+            help="The data's layout: messages, sharegpt, alpaca, prompt_completion, "
+            "prompt_response or text (default: detected from the rows, or the study's "
+            "data.format).",
+        ),
+        chat_template: str | None = typer.Option(
+            None,
+            "--chat-template",
+            help="Measure conversations through this chat template: auto (the tokenizer's own, "
+            "else plain), model, chatml, plain or a Jinja file (default: the study's, or auto). "
+            "Needs --model or --study.",
+        ),
         prompt_field: str | None = typer.Option(
-            None, "--prompt-field", help="Column/key holding the instruction (default: prompt)."
+            None,
+            "--prompt-field",
+            help="The prompt_response layout's request field (default: prompt); other layouts "
+            "are detected without it.",
         ),
         response_field: str | None = typer.Option(
-            None, "--response-field", help="Column/key holding the answer (default: response)."
+            None,
+            "--response-field",
+            help="The prompt_response layout's answer field (default: response).",
         ),
         max_seq_length: int | None = typer.Option(
             None,
@@ -121,8 +180,9 @@ def register(app: typer.Typer) -> None:
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
     ) -> None:
-        """Scan instruction data: token lengths and truncation, language mix, instruction
-        complexity, exact and near duplicates, personal data and empty fields."""
+        """Scan training data: its layout and turns, token lengths through the chat template and
+        truncation, language mix, instruction complexity, exact and near duplicates, personal
+        data in every turn, and rows training would refuse."""
         from advisor.scan import (  # lazy: pydantic, kept off `advisor --help`
             parse_fail_on,
             scan_files,
@@ -135,13 +195,20 @@ def register(app: typer.Typer) -> None:
 
         rules = parse_fail_on(fail_on) if fail_on else []
         options, study_files, study_model = _options(
-            study, prompt_field, response_field, max_seq_length, near_threshold, languages
+            study,
+            prompt_field,
+            response_field,
+            max_seq_length,
+            near_threshold,
+            languages,
+            data_format,
+            chat_template,
         )
         files = [str(path) for path in data] if data else study_files
         if not files:
             raise AdvisorInputError(
                 "no data to scan",
-                fix="give one or more JSONL/CSV files, e.g. `advisor scan data/train.jsonl`, "
+                fix="give one or more data files, e.g. `advisor scan data/train.jsonl`, "
                 "or a study with --study",
                 where="DATA",
             )
@@ -149,7 +216,24 @@ def register(app: typer.Typer) -> None:
             check_report_path(report_file, files)
         if model is not None:
             study_model = {"model": model}
-        report = scan_files(files, options=options, **study_model)  # type: ignore[arg-type]
+        if chat_template is not None and not study_model:
+            raise AdvisorInputError(
+                "--chat-template renders conversations for a tokenizer, and no model is named: "
+                "lengths would be words",
+                fix="add --model (a preset, local HF directory or .gguf) or --study",
+                where="--chat-template",
+            )
+        try:
+            report = scan_files(files, options=options, **study_model)  # type: ignore[arg-type]
+        except InputError as error:
+            given = {
+                "data.prompt_field": prompt_field,
+                "data.response_field": response_field,
+                "data.format": data_format,
+                "model.chat_template": chat_template,
+            }  # a setting the study made keeps its key; one typed here is named as typed
+            keys = {key for key, value in given.items() if study is None or value is not None}
+            raise _in_options(error, keys) from None
         tripped = _fail(report, rules)
         if as_json:
             payload = report.to_dict()

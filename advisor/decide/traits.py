@@ -8,7 +8,9 @@ the estimates would turn them into `Infinity` in JSON or an OverflowError.
 
 from __future__ import annotations
 
+import math
 import reprlib
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -111,4 +113,69 @@ def to_input_error(error: ValidationError) -> AdvisorInputError:
     )
 
 
-__all__ = ["OPTION_OF", "Traits", "to_input_error"]
+# --- traits read from the data -----------------------------------------------------------------
+
+SEQ_LEN_STEP = 64
+"""`--seq-len` from the data is the p95 length rounded up to a multiple of this (a whole number
+of the block sizes GPU kernels and packers like), at least one step."""
+WORD_TOKENS = 1.3
+"""Tokens per word of a typical tokenizer (English), when lengths could only be counted in words."""
+
+
+@dataclass(frozen=True)
+class DataTraits:
+    """What a training file says about the task (`advisor recommend --train`): read by the scan
+    (`advisor.scan.profile`), each a default that an option given explicitly overrides."""
+
+    path: str
+    layout: str
+    """The data layout (`runners.layouts`): messages, sharegpt, alpaca, ..., text."""
+    examples: int
+    """Rows training reads (rows it would refuse are not counted)."""
+    unit: str
+    """tokens (the study model's tokenizer, through its chat template) or words."""
+    counted_by: str
+    length_mean: float
+    """Mean formatted length per example (the conversation through the chat template, or the
+    document), in `unit`."""
+    length_p95: int
+    completion_mean: float
+    """Mean assistant tokens per conversation (what the loss covers); 0 for raw text."""
+    languages: dict[str, float] = field(default_factory=dict)
+    """Language code -> share of the system/user turns (or documents), most common first."""
+
+    @property
+    def data_format(self) -> DataFormat:
+        """Conversations and pairs teach behaviour (`pairs`); raw text is a `corpus`."""
+        return "corpus" if self.layout == "text" else "pairs"
+
+    @property
+    def seq_len(self) -> int:
+        """p95 of the formatted length in tokens (estimated from words when counted so), rounded
+        up to a multiple of `SEQ_LEN_STEP`: 95 of 100 examples train uncut."""
+        tokens = self.length_p95 * (WORD_TOKENS if self.unit == "words" else 1)
+        return max(SEQ_LEN_STEP, math.ceil(tokens / SEQ_LEN_STEP) * SEQ_LEN_STEP)
+
+    def options(self) -> dict[str, Any]:
+        """The `Traits` fields the data sets, by field name."""
+        return {"examples": self.examples, "data_format": self.data_format, "seq_len": self.seq_len}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "data_format": self.data_format, "seq_len": self.seq_len}
+
+
+def merge_traits(
+    given: dict[str, Any], data: DataTraits | None, defaults: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """Trait values for `Traits.from_options`: those `given` (not None) win, then the data's,
+    then `defaults`; and the names of the traits that came from the data."""
+    values = {**(defaults or {}), **{k: v for k, v in given.items() if v is not None}}
+    from_data = []
+    for name, value in (data.options() if data else {}).items():
+        if given.get(name) is None:
+            values[name] = value
+            from_data.append(name)
+    return values, from_data
+
+
+__all__ = ["OPTION_OF", "DataTraits", "Traits", "merge_traits", "to_input_error"]

@@ -141,7 +141,8 @@ def leading_ask(instruction: str) -> Ask:
 
 
 def check(rows: Sequence[Row], context: ScanContext) -> ComplexityResult:
-    asks = [leading_ask(row.prompt) for row in rows if row.prompt and row.prompt.strip()]
+    """Every user turn is an ask (a follow-up as much as the first); raw text has none."""
+    asks = [leading_ask(text) for row in rows for text in row.texts("user") if text.strip()]
     categories = Counter(ask.category for ask in asks)
     verbs = Counter(ask.verb for ask in asks if ask.verb)
     pairs = Counter((ask.verb, ask.object) for ask in asks if ask.verb)

@@ -1,40 +1,70 @@
 """What every check shares: the rows it reads, the settings it runs with, the report it feeds.
 
-Rows come from the same reader the trials use (`runners.datafiles`: JSONL or CSV, errors naming
-the file and line), so a file the scan accepts is a file training accepts. A row is named
-by its file and its 1-based record number (blank JSONL lines and the CSV header not counted), as
-in the loader's own messages.
+Rows come from the readers the trials use: `runners.datafiles` (JSONL, JSON arrays, CSV, Parquet,
+saved datasets; errors naming the file and line) and `runners.layouts` (the layout detected from
+the rows, or the one `--format` names), so a file the scan reads is a file training reads, and
+each row is the canonical conversation (or document) training sees. A row is named by its file
+and its record number, as in the loader's own messages; a turn by its 1-based number.
+
+A row the layouts refuse (an empty turn, a missing field, no assistant turn, content that is not
+text) stays in the scan with its reason (`Row.refused`), so that one scan lists every such row
+(the `empty` check) rather than training stopping at the first; a file in no layout, or mixing
+layouts, is an input error like training's.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from advisor.errors import AdvisorInputError
-from runners.datafiles import read_records
+from runners.datafiles import Record, located, read_numbered
+from runners.layouts import (
+    LAYOUTS,
+    Conversation,
+    Layout,
+    LayoutError,
+    PairFields,
+    Turn,
+    detect,
+    layout_of,
+    to_examples,
+)
 
-FIELDS = ("prompt", "response")
+TEXT_ROLE = "text"
+"""The role of a raw-text document's one turn (the `text` layout)."""
 
 
 @dataclass(frozen=True)
 class Row:
-    """One example: where it is and its two texts (None when the field is missing or null)."""
+    """One example: where it is, and its turns as training sees them."""
 
     file: str
     row: int
-    prompt: str | None
-    response: str | None
+    turns: tuple[Turn, ...] = ()
+    """A conversation's turns (system/user/assistant), or one `text` turn for a document; empty
+    when the row is refused."""
+    refused: str | None = None
+    """Why training would refuse the row (the layouts' message), or None."""
+    fields: tuple[tuple[str, str], ...] = ()
+    """A refused row's fields as text (key, value), so that personal data in it is still found."""
 
-    def text(self, name: str) -> str | None:
-        return self.prompt if name == "prompt" else self.response
+    def numbered(self, *roles: str) -> Iterator[tuple[int, Turn]]:
+        """(1-based turn number, turn) of every turn, or of those with one of `roles`."""
+        for number, turn in enumerate(self.turns, start=1):
+            if not roles or turn.role in roles:
+                yield number, turn
+
+    def texts(self, *roles: str) -> list[str]:
+        return [turn.content for _, turn in self.numbered(*roles)]
 
     def joined(self) -> str:
-        """Prompt and response as one document (duplicate detection compares whole examples)."""
-        return f"{self.prompt or ''}\n{self.response or ''}"
+        """Every turn as one document, roles included (duplicate detection compares whole
+        conversations: the same answer to another question is not a duplicate)."""
+        return "\n".join(f"{turn.role}: {turn.content}" for turn in self.turns)
 
 
 @dataclass(frozen=True)
@@ -51,6 +81,12 @@ class ScanOptions:
 
     prompt_field: str = "prompt"
     response_field: str = "response"
+    """The prompt_response layout's fields (`data.prompt_field`, `data.response_field`)."""
+    format: str | None = None
+    """A layout name (`data.format`, `--format`); None: detected from the rows."""
+    chat_template: str = "auto"
+    """The chat template lengths are measured through (`model.chat_template`, see
+    `runners.templates`); used only with a model's tokenizer."""
     max_seq_length: int = 128
     near_threshold: float = 0.8
     system_prompt: str | None = None
@@ -64,6 +100,12 @@ class ScanOptions:
                 f"{self.near_threshold}",
                 fix="pass e.g. --near-threshold 0.8 (Jaccard similarity of 5-character shingles)",
                 where="--near-threshold",
+            )
+        if self.format is not None and self.format not in LAYOUTS:
+            raise AdvisorInputError(
+                f"unknown data format {self.format!r}",
+                fix=f"use one of {', '.join(LAYOUTS)}, or leave it out to detect the layout",
+                where="--format",
             )
         if self.max_seq_length < 1:
             raise AdvisorInputError(
@@ -79,12 +121,19 @@ class TextCounter(Protocol):
     unit: str
     source: str
     """What counted: the model source, or the word regex."""
-    templated: bool
-    """Whether sequences are measured through the model's chat template."""
+    template: str | None
+    """The chat template conversations are rendered with; None: words, no template."""
 
     def lengths(self, texts: Sequence[str]) -> list[int]: ...
 
-    def sequence_lengths(self, rows: Sequence[Row], system_prompt: str | None) -> list[int]: ...
+    def sequence_lengths(self, rows: Sequence[Row], system_prompt: str | None) -> list[int]:
+        """Each row's whole sequence: the rendered conversation (or document), in the unit."""
+        ...
+
+    def turn_ends(self, row: Row, system_prompt: str | None) -> list[int]:
+        """Where each turn of `row` (after the study's system prompt, when it adds one) ends in
+        its sequence, in the unit: the last is the sequence's length."""
+        ...
 
 
 @dataclass
@@ -99,6 +148,10 @@ class ScanContext:
 class FileInfo:
     path: str
     rows: int
+    layout: str
+    """The layout the rows are in (`runners.layouts.LAYOUTS`)."""
+    kind: str
+    """chat (conversations) or text (raw-text documents)."""
 
 
 @dataclass
@@ -123,41 +176,74 @@ class ScanReport:
         return count / self.rows if self.rows else 0.0
 
 
-def _text(value: Any) -> str | None:
-    """A field as text, as the trainer sees it: structured values (a JSON answer) as JSON."""
-    if value is None:
-        return None
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
-def read_rows(path: str | Path, options: ScanOptions, *, where: str) -> list[Row]:
-    """The rows of one data file, with the prompt and response fields picked out.
+def with_system(row: Row, system_prompt: str | None) -> list[dict[str, str]]:
+    """The row's messages as training renders them: the study's system prompt first, unless the
+    row has its own (a row's system turn wins, as in `runners.data`)."""
+    messages = [{"role": turn.role, "content": turn.content} for turn in row.turns]
+    if system_prompt and not any(turn.role == "system" for turn in row.turns):
+        messages.insert(0, {"role": "system", "content": system_prompt})
+    return messages
 
-    A field missing from every row is a wrong field name (an input error naming the fields the
-    file has); missing from some rows only, it is a data problem the `empty` check reports.
+
+def _layout(
+    records: Sequence[Record],
+    path: str | Path,
+    options: ScanOptions,
+    fields: PairFields,
+    *,
+    where: str,
+) -> Layout:
+    """The layout `options.format` names, else the one every row is in (`layouts.detect`).
+
+    Where some rows are in no layout (a missing response) and the others agree on one, that
+    one is the file's layout and those rows are refused rows, each named with what it lacks;
+    rows in two layouts, or none in any, are the layouts' error.
     """
-    records = read_records(path, where=where)
-    if not records:
-        raise AdvisorInputError(
-            f"data file {str(path)!r} has no rows",
-            fix="add examples, or check the path",
-            where=where,
-        )
-    present = sorted({key for record in records for key in record})
-    for role, name in (("prompt", options.prompt_field), ("response", options.response_field)):
-        if not any(name in record for record in records):
-            raise AdvisorInputError(
-                f"no row of {str(path)!r} has the {role} field {name!r}; fields present: {present}",
-                fix=f"name the {role} field with --{role}-field (data.{role}_field in a study), "
-                f"one of {present}",
-                where=where,
+    if options.format is not None:
+        return LAYOUTS[options.format]  # checked by ScanOptions
+    try:
+        return detect(records, path, fields=fields, where=where)
+    except LayoutError:
+        found = {layout_of(record, fields) for _, record in records} - {None}
+        if len(found) != 1:
+            raise
+        return found.pop()  # type: ignore[return-value]  (None removed above)
+
+
+def read_rows(path: str | Path, options: ScanOptions, *, where: str) -> tuple[Layout, list[Row]]:
+    """The layout of one data file and its rows, each converted as training converts it.
+
+    The layout is detected from every row (or named by `options.format`); a file in none, or
+    mixing two, raises the layouts' error naming the file, the row and the fields found. Each
+    row is then converted on its own, so that every refused row is kept with its reason; a
+    file none of whose rows can be read raises the first row's error.
+    """
+    records = read_numbered(path, where=where)
+    fields = PairFields(options.prompt_field, options.response_field)
+    layout = _layout(records, path, options, fields, where=where)
+    rows: list[Row] = []
+    first: LayoutError | None = None
+    for record in records:
+        number = record[0]
+        try:
+            _, (example,) = to_examples(
+                [record], path, format=layout.name, fields=fields, where=where
             )
-    return [
-        Row(
-            file=str(path),
-            row=number,
-            prompt=_text(record.get(options.prompt_field)),
-            response=_text(record.get(options.response_field)),
-        )
-        for number, record in enumerate(records, start=1)
-    ]
+        except LayoutError as error:
+            first = first or error
+            prefix = f"{located(Path(path), number)}: "
+            reason = error.message.removeprefix(prefix)
+            values = tuple((str(key), _text(value)) for key, value in record[1].items())
+            rows.append(Row(str(path), number, refused=reason, fields=values))
+            continue
+        if isinstance(example, Conversation):
+            rows.append(Row(str(path), number, example.messages))
+        else:
+            rows.append(Row(str(path), number, (Turn(TEXT_ROLE, example.text),)))
+    if first is not None and all(row.refused for row in rows):
+        raise first
+    return layout, rows

@@ -1,8 +1,11 @@
-"""Empty, whitespace-only or missing prompt and response fields.
+"""Rows training would refuse: an empty or whitespace-only turn, a missing field, a conversation
+without an assistant turn, content that is not text.
 
-An empty response trains the model to stop at once; an empty prompt teaches an answer to nothing.
-The loader accepts both (and a CSV cell left blank reads as an empty string), so they are caught
-here, before they cost a training run.
+An empty answer trains the model to stop at once; an empty prompt teaches an answer to nothing.
+The layouts (`runners.layouts`) refuse such rows, and training stops at the first; the scan reads
+each row on its own (`core.read_rows`) and lists them all here, with the layouts' reason, so one
+scan finds every row to fix. (The check keeps its name, `empty`, for `--fail-on empty` and the
+`scan.empty` metric.)
 """
 
 from __future__ import annotations
@@ -10,49 +13,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from advisor.scan.core import FIELDS, Row, ScanContext
-
-PROBLEMS = ("missing", "empty", "whitespace")
+from advisor.scan.core import Row, ScanContext
 
 
 @dataclass(frozen=True)
-class EmptyField:
+class RefusedRow:
     file: str
     row: int
-    field: str
     problem: str
-    """missing (no such key, or null), empty (""), whitespace (only spaces, tabs, newlines)."""
+    """The layouts' reason, e.g. `response is empty`, `messages turn 3 (user) content is empty`."""
 
 
 @dataclass
 class EmptyResult:
-    findings: list[EmptyField] = field(default_factory=list)
-    by_problem: dict[str, int] = field(default_factory=dict)
+    findings: list[RefusedRow] = field(default_factory=list)
     rows_with_empty: int = 0
+    """Rows training would refuse."""
 
     def measures(self) -> dict[str, int]:
         return {"empty": self.rows_with_empty}
 
 
-def problem_of(text: str | None) -> str | None:
-    if text is None:
-        return "missing"
-    if text == "":
-        return "empty"
-    if not text.strip():
-        return "whitespace"
-    return None
-
-
 def check(rows: Sequence[Row], context: ScanContext) -> EmptyResult:
-    result = EmptyResult()
-    flagged: set[tuple[str, int]] = set()
-    for row in rows:
-        for name in FIELDS:
-            problem = problem_of(row.text(name))
-            if problem is not None:
-                result.findings.append(EmptyField(row.file, row.row, name, problem))
-                result.by_problem[problem] = result.by_problem.get(problem, 0) + 1
-                flagged.add((row.file, row.row))
-    result.rows_with_empty = len(flagged)
-    return result
+    findings = [RefusedRow(row.file, row.row, row.refused) for row in rows if row.refused]
+    return EmptyResult(findings=findings, rows_with_empty=len(findings))

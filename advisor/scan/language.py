@@ -1,7 +1,8 @@
-"""The language mix of the instructions, by py3langid (its model ships inside the wheel).
+"""The language mix of the requests, by py3langid (its model ships inside the wheel).
 
-Only the prompt is classified: it is what the user writes, and responses are often JSON or code,
-which no language model can name. Short instructions full of names are hard to classify ("Save
+Every system and user turn is classified (and every raw-text document): they are what the user
+writes, a middle turn as much as the first; assistant turns are not, as answers are often JSON or
+code, which no language model can name. Short instructions full of names are hard to classify ("Save
 Lena Klein, Zurich, tel. 0636-508323" scores Danish against 140 languages), so two guards keep
 the mix honest: the candidates are a default set of widely used languages (pass `languages` to
 widen or narrow it, or `all`), and a row whose best language has a normalised probability below
@@ -19,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from advisor.errors import AdvisorInputError
-from advisor.scan.core import Location, Row, ScanContext
+from advisor.scan.core import TEXT_ROLE, Location, Row, ScanContext
 
 DEFAULT_LANGUAGES = (
     "ar", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fr", "he", "hi", "hu", "id", "it",
@@ -34,14 +35,15 @@ ROWS_LISTED = 50
 @dataclass
 class LanguageResult:
     counts: dict[str, int] = field(default_factory=dict)
-    """Language code -> prompts, most common first; `und` for undetermined."""
+    """Language code -> turns (system, user, documents), most common first; `und` for
+    undetermined."""
     dominant: str | None = None
     candidates: list[str] = field(default_factory=list)
     rows: dict[str, list[Location]] = field(default_factory=dict)
     """Rows of every language but the dominant one (at most ROWS_LISTED each)."""
 
     def not_in(self, allowed: set[str]) -> int:
-        """Prompts confidently identified as a language outside `allowed` (und not counted)."""
+        """Turns confidently identified as a language outside `allowed` (und not counted)."""
         return sum(n for lang, n in self.counts.items() if lang not in allowed | {UNDETERMINED})
 
     def measures(self) -> dict[str, int]:
@@ -85,15 +87,20 @@ def classify(text: str, languages: tuple[str, ...] | None = DEFAULT_LANGUAGES) -
 def check(rows: Sequence[Row], context: ScanContext) -> LanguageResult:
     languages = candidates(context.options.languages)
     labels: list[tuple[Row, str]] = [
-        (row, classify(row.prompt, languages)) for row in rows if row.prompt and row.prompt.strip()
+        (row, classify(text, languages))
+        for row in rows
+        for text in row.texts("system", "user", TEXT_ROLE)
+        if text.strip()
     ]
     counts = Counter(lang for _, lang in labels)
     ordered = dict(counts.most_common())
     dominant = next((lang for lang in ordered if lang != UNDETERMINED), None)
     listed: dict[str, list[Location]] = {}
     for row, lang in labels:
-        if lang != dominant and len(listed.setdefault(lang, [])) < ROWS_LISTED:
-            listed[lang].append(Location(row.file, row.row))
+        location = Location(row.file, row.row)
+        named = listed.setdefault(lang, []) if lang != dominant else []
+        if lang != dominant and len(named) < ROWS_LISTED and location not in named:
+            named.append(location)  # a row with two turns in one language is named once
     return LanguageResult(
         counts=ordered,
         dominant=dominant,

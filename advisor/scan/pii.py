@@ -1,4 +1,4 @@
-"""Personal data in prompts and responses: e-mail, phone, China resident ID, card and IP numbers.
+"""Personal data in every turn of every row: e-mail, phone, China resident ID, card and IP numbers.
 
 Every candidate that has a checksum or a grammar is validated before it is reported, so that
 order numbers and dates are not called personal data: a resident ID needs its ISO 7064 MOD 11-2
@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from advisor.scan.core import FIELDS, Row, ScanContext
+from advisor.scan.core import Row, ScanContext
 
 KINDS = ("email", "phone", "cn_id", "card", "ip")
 
@@ -67,7 +67,11 @@ _ID_CHECK = "10X98765432"
 class PiiFinding:
     file: str
     row: int
-    field: str
+    turn: int | None
+    """The 1-based turn it is in (a document is one turn); None in a refused row's field."""
+    role: str
+    """That turn's role (system, user, assistant, or text for a document), or the refused
+    row's field."""
     kind: str
     masked: str
 
@@ -217,16 +221,16 @@ def mask_text(text: str) -> str:
 
 
 def check(rows: Sequence[Row], context: ScanContext) -> PiiResult:
-    """Scan prompt and response of every row (the texts that train the model)."""
+    """Scan every turn of every row: a system prompt or a middle user turn trains the model (and
+    is logged) as much as the answer does."""
     result = PiiResult()
     kinds_per_row: dict[tuple[str, int], set[str]] = {}
     for row in rows:
-        for name in FIELDS:
-            text = row.text(name)
-            if not text:
-                continue
+        texts = [(number, turn.role, turn.content) for number, turn in row.numbered()]
+        texts += [(None, key, value) for key, value in row.fields]  # a refused row's fields
+        for number, role, text in texts:
             for _span, kind, masked in find_pii(text):
-                result.findings.append(PiiFinding(row.file, row.row, name, kind, masked))
+                result.findings.append(PiiFinding(row.file, row.row, number, role, kind, masked))
                 kinds_per_row.setdefault((row.file, row.row), set()).add(kind)
     counts = Counter(kind for kinds in kinds_per_row.values() for kind in kinds)
     result.rows_by_kind = {kind: counts[kind] for kind in KINDS if counts[kind]}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from advisor.scan import complexity, duplicates, empty, language, lengths, pii
+from advisor.scan import complexity, duplicates, empty, language, lengths, pii, turns
 from advisor.scan.core import Row, ScanContext
 
 
@@ -21,6 +21,7 @@ class CheckResult(Protocol):
 Check = Callable[[Sequence[Row], ScanContext], Any]
 
 CHECKS: dict[str, Check] = {
+    "turns": turns.check,
     "lengths": lengths.check,
     "language": language.check,
     "complexity": complexity.check,

@@ -35,7 +35,8 @@ def scan_files(
     checks: Sequence[str] | None = None,
     where: str = "DATA",
 ) -> ScanReport:
-    """Scan `paths` (JSONL/CSV) with every check (or those named in `checks`).
+    """Scan `paths` (JSONL, JSON, CSV, Parquet, saved datasets; any layout of
+    `runners.layouts`) with every check (or those named in `checks`).
 
     Lengths are tokens of `model` (a preset, local HF directory or .gguf file) when given, else
     words; pass a ready `counter` to reuse a loaded tokenizer.
@@ -51,11 +52,16 @@ def scan_files(
     files: list[FileInfo] = []
     rows: list[Row] = []
     for path in dict.fromkeys(str(p) for p in paths):  # the same file twice is scanned once
-        file_rows = read_rows(path, options, where=where)
-        files.append(FileInfo(path, len(file_rows)))
+        layout, file_rows = read_rows(path, options, where=where)
+        files.append(FileInfo(path, len(file_rows), layout.name, layout.kind))
         rows.extend(file_rows)
     if counter is None:
-        counter = load_counter(model, trust_remote_code=trust_remote_code, gguf_file=gguf_file)
+        counter = load_counter(
+            model,
+            trust_remote_code=trust_remote_code,
+            gguf_file=gguf_file,
+            chat_template=options.chat_template,
+        )
     context = ScanContext(options=options, counter=counter)
     results = {name: CHECKS[name](rows, context) for name in names}
     return ScanReport(

@@ -8,7 +8,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from advisor.scan.core import ScanReport
-from advisor.scan.report import Section, Table, build_sections
+from advisor.scan.sections import Section, Table, build_sections
 
 
 def _table(table: Table) -> RichTable:

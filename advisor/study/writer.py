@@ -5,6 +5,11 @@ searches around it — half and double the rank, alpha = r and 2r, the suggested
 linear layers, a learning-rate range of 9x around the suggestion — so the first study a team runs
 already tests the blog-post defaults against their neighbours.
 
+The data decide what is trained and scored: the layout `advisor recommend` read from --train is
+written as `data.format`; conversations and pairs are scored by the task metric (rouge_l unless
+--metric says otherwise), a raw-text corpus by `perplexity` on the held-out text, trained as
+continued pre-training with packing (full fine-tuning or a LoRA-family method, as recommended).
+
 Nothing is written until the study is known good: the data files named by --train and --eval
 are checked first, then the study is validated with the loader `advisor tune` uses, as a draft
 in a temporary folder read as if it lay where it will be written. Only then are its folder and
@@ -25,11 +30,17 @@ import yaml
 from advisor.decide.estimate import TRAINS_AS
 from advisor.errors import AdvisorInputError
 from runners.datafiles import file_problem
+from runners.layouts import LAYOUTS
 from runners.methods import METHODS
 from runners.methods.targets import TARGET_MODULE_PRESETS
 
 from .loading import load_study
-from .sections import known_model_presets
+from .sections import DataSpec, known_model_presets
+
+CHAT_METRIC = "rouge_l"
+CORPUS_METRIC = "perplexity"
+LAYOUT_KEYS = ("format", "packing")
+"""Data keys of issue 15's study schema (`data.format`, `data.packing`)."""
 
 WHERE = "--write-study"
 OPTION_OF = {
@@ -40,6 +51,7 @@ OPTION_OF = {
     "model.source": "--study-model",
     "metric": "--metric",
     "name": "--write-study",
+    "data.format": "--format",
 }
 """The study's keys -> the `advisor recommend` options that set them, for its errors (the
 dotted ones are also replaced in messages and fixes: `set data.prompt_field to ...`)."""
@@ -86,12 +98,15 @@ def study_for_recommendation(
     eval_file: str,
     prompt_field: str = "prompt",
     response_field: str = "response",
-    metric: str = "rouge_l",
+    metric: str | None = None,
+    layout: str | None = None,
     n_trials: int = 12,
 ) -> dict[str, Any]:
     """The study (as plain data) that searches around the recommendation's hyperparameters.
 
-    The data files must be readable regular files (named by their option when not)."""
+    `layout` is the data's (`runners.layouts`; None: left to detection); `metric` None picks
+    one that fits it (perplexity for raw text). The data files must be readable regular files
+    (named by their option when not)."""
     for option, value in (("--train", train), ("--eval", eval_file)):
         problem = file_problem(value)
         if problem is not None:
@@ -122,19 +137,23 @@ def study_for_recommendation(
             target_modules=_target_choices(list(hp.get("target_modules", ["q_proj", "v_proj"]))),
             lora_dropout=0.05,
         )
+    corpus = layout is not None and LAYOUTS[layout].kind == "text"
+    data: dict[str, Any] = {"train": train, "eval": eval_file}
+    if layout in (None, "prompt_response"):
+        data.update(prompt_field=prompt_field, response_field=response_field)
+    if layout is not None:
+        data["format"] = layout
+    if corpus:
+        data["packing"] = True  # documents cut into max_seq_length blocks: no padding trained
+    what = "continued pre-training on a corpus, plan" if corpus else "plan"
     return {
         "name": name,
         "description": f"Written by `advisor recommend` for {recommendation.model.get('name')}: "
-        f"plan {' -> '.join(recommendation.plan)}; searches around its starting point.",
+        f"{what} {' -> '.join(recommendation.plan)}; searches around its starting point.",
         "seed": 0,
         "model": {"source": model},
-        "data": {
-            "train": train,
-            "eval": eval_file,
-            "prompt_field": prompt_field,
-            "response_field": response_field,
-        },
-        "metric": metric,
+        "data": data,
+        "metric": metric or (CORPUS_METRIC if corpus else CHAT_METRIC),
         "method": method,
         "search": search,
         "train": {
@@ -175,6 +194,7 @@ def write_study_file(path: str | Path, study: dict[str, Any]) -> Path:
             where=WHERE,
             fix="choose a path inside a folder",
         )
+    study = _in_schema(study)
     _validate_draft(_placed(study, target, portable=False), target)
     header = "# Written by `advisor recommend --write-study`; check it with `advisor validate`.\n"
     text = header + yaml.safe_dump(_placed(study, target, portable=True), sort_keys=False)
@@ -197,6 +217,16 @@ def write_study_file(path: str | Path, study: dict[str, Any]) -> Path:
                 break
         raise
     return target
+
+
+def _in_schema(study: dict[str, Any]) -> dict[str, Any]:
+    """`study` without the layout keys a study schema from before issue 15 does not have (it
+    detects the layout itself and has no packing). Transitional: once the study's layout fields
+    are merged every key is kept, and this can go."""
+    unknown = [key for key in LAYOUT_KEYS if key not in DataSpec.model_fields]
+    if not unknown:
+        return study
+    return {**study, "data": {k: v for k, v in study["data"].items() if k not in unknown}}
 
 
 def _placed(study: dict[str, Any], target: Path, *, portable: bool) -> dict[str, Any]:

@@ -64,8 +64,12 @@ def test_json_shape(dirty: Path) -> None:
     result = runner.invoke(app, ["scan", str(dirty), "--json", "--fail-on", "lang!=en|de"])
     assert result.exit_code == 1
     payload = json.loads(result.stdout)
-    assert payload["rows"] == 21 and payload["files"] == [{"path": str(dirty), "rows": 21}]
+    assert payload["rows"] == 21
+    assert payload["files"] == [
+        {"path": str(dirty), "rows": 21, "layout": "prompt_response", "kind": "chat"}
+    ]
     assert set(payload["results"]) == {
+        "turns",
         "lengths",
         "language",
         "complexity",

@@ -23,6 +23,7 @@ from advisor.scan.complexity import leading_ask
 from advisor.scan.pii import cn_id_valid, find_pii, luhn_valid, mask_text
 from advisor.scan.report import scan_metrics, write_report_files
 from advisor.study import StudySpec, load_study
+from runners.errors import InputError
 from runners.testing import write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,16 +76,16 @@ def test_pii_rows_kinds_and_masks(report) -> None:
     pii = report.results["pii"]
     assert pii.rows_with_pii == 5
     assert pii.rows_by_kind == {"email": 1, "phone": 1, "cn_id": 1, "card": 1, "ip": 1}
-    found = {(f.row, f.field, f.kind, f.masked) for f in pii.findings}
+    found = {(f.row, f.turn, f.role, f.kind, f.masked) for f in pii.findings}
     assert found == {
-        (12, "prompt", "email", "j***@example.com"),
-        (13, "prompt", "phone", "138****5678"),
-        (13, "prompt", "phone", "+86 139****5678"),
-        (14, "prompt", "cn_id", "1101**********002X"),
-        (14, "response", "cn_id", "4403**********123X"),
-        (16, "prompt", "card", "************1111"),
-        (17, "prompt", "ip", "192.*.*.*"),
-        (17, "prompt", "ip", "2001:****"),
+        (12, 1, "user", "email", "j***@example.com"),
+        (13, 1, "user", "phone", "138****5678"),
+        (13, 1, "user", "phone", "+86 139****5678"),
+        (14, 1, "user", "cn_id", "1101**********002X"),
+        (14, 2, "assistant", "cn_id", "4403**********123X"),
+        (16, 1, "user", "card", "************1111"),
+        (17, 1, "user", "ip", "192.*.*.*"),
+        (17, 1, "user", "ip", "2001:****"),
     }
 
 
@@ -155,8 +156,8 @@ def test_duplicates_across_files(tmp_path: Path) -> None:
 def test_language_mix(report) -> None:
     lang = report.results["language"]
     assert lang.dominant == "en"
-    # 20 prompts; "Describe a cat." is too short to tell (und), and und never trips lang!=en
-    assert lang.counts == {"en": 16, "de": 1, "zh": 1, "fr": 1, "und": 1}
+    # 18 user turns: rows 18-20 are refused (an empty prompt, an empty and a missing response)
+    assert lang.counts == {"en": 15, "de": 1, "zh": 1, "fr": 1}
     assert [(code, [loc.row for loc in lang.rows[code]]) for code in ("de", "zh", "fr")] == [
         ("de", [9]),
         ("zh", [10]),
@@ -177,20 +178,21 @@ def test_leading_verb_and_object() -> None:
 
 def test_complexity_shares(report) -> None:
     cx = report.results["complexity"]
-    assert cx.analysed == 20
-    assert cx.categories == {"simple": 5, "reasoning": 7, "other": 5, "no_verb": 3}
+    assert cx.analysed == 18  # rows 18-20 are refused
+    assert cx.categories == {"simple": 4, "reasoning": 6, "other": 5, "no_verb": 3}
     verbs = {v.verb: v.count for v in cx.verbs}
     assert verbs["list"] == 3 and verbs["explain"] == 2 and verbs["summarise"] == 2
     assert ("list", "rivers", 3) in [(p.verb, p.object, p.count) for p in cx.pairs]
 
 
-def test_empty_fields(report) -> None:
+def test_rows_training_refuses_are_all_listed(report) -> None:
     empty = report.results["empty"]
-    assert [(f.row, f.field, f.problem) for f in empty.findings] == [
-        (18, "prompt", "empty"),
-        (19, "response", "whitespace"),
-        (20, "response", "missing"),
+    assert [(f.row, f.problem.split(",")[0]) for f in empty.findings] == [
+        (18, "prompt is empty"),
+        (19, "response is empty"),  # whitespace only
+        (20, "the row has no response"),
     ]
+    assert "fields found: prompt (a string)" in empty.findings[2].problem
     assert empty.rows_with_empty == 3
     assert evaluate_fail_on(report, "empty>0") == ["empty: 3 rows (14.3%), rule empty>0"]
 
@@ -200,9 +202,12 @@ def test_word_lengths_are_labelled_and_truncation_listed(report) -> None:
     assert lengths.unit == "words" and "no model" in lengths.source
     assert [t.row for t in lengths.truncated] == [21]
     assert lengths.sequence.max == lengths.truncated[0].length > 100
-    assert lengths.prompt.count == 21 and lengths.response.count == 20  # one missing
-    assert lengths.prompt.min == 0  # the empty prompt
-    assert sum(b.count for b in lengths.sequence.histogram) == 21
+    assert lengths.context.count == lengths.completion.count == 18  # 3 rows refused
+    assert lengths.template is None
+    cut = lengths.truncated[0]
+    assert (cut.turns_cut, cut.cut_in) == (2, "user")  # the long prompt: its answer is lost
+    assert lengths.cut_in_context == 1
+    assert sum(b.count for b in lengths.sequence.histogram) == 18
 
 
 def test_token_lengths_through_the_chat_template(dirty: Path, tiny_model: Path) -> None:
@@ -211,6 +216,8 @@ def test_token_lengths_through_the_chat_template(dirty: Path, tiny_model: Path) 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     expected = []
     for number, row in enumerate(DIRTY, start=1):
+        if number in (18, 19, 20):  # refused: an empty prompt, an empty and a missing response
+            continue
         messages = [
             {"role": "system", "content": "Be brief."},
             {"role": "user", "content": row.get("prompt") or ""},
@@ -222,7 +229,7 @@ def test_token_lengths_through_the_chat_template(dirty: Path, tiny_model: Path) 
     options = ScanOptions(max_seq_length=limit, system_prompt="Be brief.")
     scanned = scan_file(dirty, options=options, model=str(tiny_model), checks=["lengths"])
     lengths = scanned.results["lengths"]
-    assert lengths.unit == "tokens" and lengths.templated
+    assert lengths.unit == "tokens" and lengths.template == "model"  # the tokenizer's own
     assert sorted((t.row, t.length) for t in lengths.truncated) == sorted(
         (row, n) for row, n in expected if n > limit
     )
@@ -268,7 +275,7 @@ def test_markdown_and_html_reports(report) -> None:
     assert markdown.startswith("# Data scan")
     for heading in ("## Lengths (words)", "## Languages", "## Duplicates", "## Personal data"):
         assert heading in markdown
-    assert "| 13 | prompt | phone | 138****5678 |" in markdown
+    assert "| 13 | 1 (user) | phone | 138****5678 |" in markdown
     page = to_html(report)
     assert page.startswith("<!doctype html>") and "<td>1101**********002X</td>" in page
 
@@ -284,8 +291,10 @@ def test_artifacts_and_metrics_for_tracking(report, tmp_path: Path) -> None:
 
 
 def test_wrong_field_name_is_an_input_error(dirty: Path) -> None:
-    with pytest.raises(AdvisorInputError, match="fields present: \\['prompt', 'response'\\]"):
+    with pytest.raises(InputError, match=r"dirty\.jsonl:1: no data layout matches") as caught:
         scan_file(dirty, options=ScanOptions(prompt_field="instruction"))
+    assert "fields found: prompt (a string), response (a string)" in str(caught.value)
+    assert "prompt_response (instruction, response)" in str(caught.value)
     with pytest.raises(AdvisorInputError, match="near-duplicate threshold"):
         ScanOptions(near_threshold=1.0)
 
@@ -295,7 +304,10 @@ def test_csv_rows(tmp_path: Path) -> None:
     path.write_text("question,answer\nName a colour.,Red\nMail me at a.b@example.org,\n")
     scanned = scan_file(path, options=ScanOptions(prompt_field="question", response_field="answer"))
     assert scanned.rows == 2
-    assert [(f.row, f.problem) for f in scanned.results["empty"].findings] == [(2, "empty")]
+    # rows named as training names them: data.csv:3 is the second record, under the header
+    assert [(f.row, f.problem) for f in scanned.results["empty"].findings] == [
+        (3, "answer is empty")
+    ]
     assert [f.kind for f in scanned.results["pii"].findings] == ["email"]
 
 
