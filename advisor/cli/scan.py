@@ -64,12 +64,7 @@ def _options(
     }
     specs = expand_tasks(spec) if spec.tasks else [spec]  # every task's files, scanned as one
     files = [path for one in specs for path in (one.data.train, one.data.eval)]
-    # data.format and model.chat_template come with the study's layout fields (issue 15); a
-    # study without them detects the layout and uses the tokenizer's template, as training does
-    study_defaults = {
-        "format": getattr(spec.data, "format", None),
-        "chat_template": getattr(spec.model, "chat_template", None),
-    }
+    study_defaults = {"format": spec.data.format, "chat_template": spec.model.chat_template}
     overrides = {
         key: value if value is not None else study_defaults.get(key)
         for key, value in overrides.items()

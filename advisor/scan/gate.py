@@ -52,6 +52,8 @@ def study_options(spec: StudySpec, **overrides: Any) -> ScanOptions:
         "response_field": spec.data.response_field,
         "max_seq_length": spec.train.max_seq_length,
         "system_prompt": spec.data.system_prompt,
+        "format": spec.data.format,
+        "chat_template": spec.model.chat_template,
     }
     settings.update({key: value for key, value in overrides.items() if value is not None})
     return ScanOptions(**settings)

@@ -31,9 +31,10 @@ from advisor.redact import redact_url
 from advisor.scan.gate import check_study_data
 from advisor.stores import keys
 from advisor.stores.locations import Stores, sqlite_path
-from advisor.study import check_model_modules, dump_resolved, load_study, yamlsafe
+from advisor.study import dump_resolved, load_study, yamlsafe
 from advisor.study.files import resolve_against
 from advisor.study.loading import locate
+from advisor.study.preflight import preflight
 from advisor.study.sections import known_model_presets
 
 from .decisions import inside_roots
@@ -46,6 +47,7 @@ PATH_FIELDS: tuple[tuple[str, ...], ...] = (
     ("data", "eval"),
     ("data", "replay", "path"),
     ("model", "source"),
+    ("model", "chat_template"),
 )
 """Where a study file names a path (relative paths start at the first data root)."""
 VALIDATE_FIX = "fix each error at its line; `advisor validate FILE` checks a study file locally"
@@ -100,7 +102,7 @@ class StudyService:
             spec = load_study(draft, base_dir=self.roots[0])
             if spec.tasks:
                 raise _invalid([_problem(node, ("tasks",), *_TASKS_REFUSED)])
-            check_model_modules(spec)
+            preflight(spec)  # the checks `tune` and `validate` run before training
             return spec, check_study_data(spec)
         except ServiceError:
             raise

@@ -35,12 +35,10 @@ from runners.methods import METHODS
 from runners.methods.targets import TARGET_MODULE_PRESETS
 
 from .loading import load_study
-from .sections import DataSpec, known_model_presets
+from .sections import known_model_presets
 
 CHAT_METRIC = "rouge_l"
 CORPUS_METRIC = "perplexity"
-LAYOUT_KEYS = ("format", "packing")
-"""Data keys of issue 15's study schema (`data.format`, `data.packing`)."""
 
 WHERE = "--write-study"
 OPTION_OF = {
@@ -194,7 +192,6 @@ def write_study_file(path: str | Path, study: dict[str, Any]) -> Path:
             where=WHERE,
             fix="choose a path inside a folder",
         )
-    study = _in_schema(study)
     _validate_draft(_placed(study, target, portable=False), target)
     header = "# Written by `advisor recommend --write-study`; check it with `advisor validate`.\n"
     text = header + yaml.safe_dump(_placed(study, target, portable=True), sort_keys=False)
@@ -217,16 +214,6 @@ def write_study_file(path: str | Path, study: dict[str, Any]) -> Path:
                 break
         raise
     return target
-
-
-def _in_schema(study: dict[str, Any]) -> dict[str, Any]:
-    """`study` without the layout keys a study schema from before issue 15 does not have (it
-    detects the layout itself and has no packing). Transitional: once the study's layout fields
-    are merged every key is kept, and this can go."""
-    unknown = [key for key in LAYOUT_KEYS if key not in DataSpec.model_fields]
-    if not unknown:
-        return study
-    return {**study, "data": {k: v for k, v in study["data"].items() if k not in unknown}}
 
 
 def _placed(study: dict[str, Any], target: Path, *, portable: bool) -> dict[str, Any]:

@@ -20,11 +20,6 @@ from typing import Any
 import pytest
 from bad_input import Bad, bad, check_refused, write
 
-from runners.metrics import METRICS
-
-PERPLEXITY = "the perplexity metric of runners.metrics (developer R's part of issue 15)"
-"""Rows that need `metric: perplexity` wait for it (strict xfail: they fail once it lands)."""
-
 
 def jsonl(*rows: dict[str, Any]) -> str:
     return "".join(json.dumps(row) + "\n" for row in rows)
@@ -211,7 +206,6 @@ CASES = [
         "use a chat metric",
         edit={"metric: json_match": "metric: perplexity"},
         id="perplexity-on-chat-data",
-        waits_for=None if "perplexity" in METRICS else PERPLEXITY,
     ),
     bad(
         "s.yaml:7: metric:",

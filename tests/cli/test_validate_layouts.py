@@ -121,10 +121,6 @@ def test_a_target_module_the_model_lacks_is_refused_as_tune_refuses_it(
     assert not (tmp_path / "mlruns").exists()
 
 
-@pytest.mark.xfail(
-    reason="the scan gate reads layouts once developer C's scan (issue 15 item 4) is merged",
-    strict=True,
-)
 def test_a_multi_turn_chat_study_validates(tmp_path: Path, base_model: Path) -> None:
     rows = [
         {
