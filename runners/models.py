@@ -236,6 +236,22 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def load_tokenizer(ref: ModelRef) -> Any:
+    """The model's tokenizer from local files, without its weights (validation, scans): a
+    preset's converted copy when the cache has it, otherwise straight from the GGUF file, so
+    nothing is converted. Its template is left as the model ships it."""
+    from transformers import AutoTokenizer
+
+    common = {"local_files_only": True, "trust_remote_code": ref.trust_remote_code}
+    directory = cached_dir(ref)
+    if directory is not None:
+        read_model_config(directory / "config.json")  # bounded, before transformers parses it
+        return AutoTokenizer.from_pretrained(directory, **common)
+    gguf = gguf_path(ref)
+    assert gguf is not None  # cached_dir answers the folder itself for a HF model
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, **common)
+
+
 def load_model_and_tokenizer(
     ref: ModelRef,
     *,

@@ -26,7 +26,7 @@ from typing import Any
 
 from advisor.scan.core import TEXT_ROLE, Row, ScanContext, TextCounter, with_system
 from runners.config import ModelRef
-from runners.models import cached_dir, gguf_path
+from runners.models import load_tokenizer
 from runners.templates import resolve_template
 
 HISTOGRAM_BINS = 10
@@ -121,17 +121,8 @@ def load_counter(
     """
     if model is None:
         return WordCounter()
-    from transformers import AutoTokenizer
-
     ref = ModelRef(source=model, trust_remote_code=trust_remote_code, gguf_file=gguf_file)
-    common = {"local_files_only": True, "trust_remote_code": trust_remote_code}
-    directory = cached_dir(ref)
-    if directory is not None:
-        tokenizer = AutoTokenizer.from_pretrained(directory, **common)
-    else:
-        gguf = gguf_path(ref)
-        assert gguf is not None  # cached_dir returns the directory itself for HF models
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, **common)
+    tokenizer = load_tokenizer(ref)
     return TokenizerCounter(tokenizer, source=model, chat_template=chat_template)
 
 

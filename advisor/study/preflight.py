@@ -32,7 +32,7 @@ from advisor.errors import AdvisorInputError
 from runners.config import ModelRef
 from runners.errors import TrialInputError
 from runners.layouts import Layout, PairFields
-from runners.models import cached_dir, gguf_path, read_model_config
+from runners.models import load_tokenizer as runner_tokenizer
 from runners.templates import resolve_template
 
 from .layouts import DataFile, read_layout
@@ -121,19 +121,9 @@ def _at_template(spec: StudySpec, message: str, fix: str) -> AdvisorInputError:
 def load_tokenizer(spec: StudySpec) -> Any:
     """The model's tokenizer from local files, without its weights: a preset's converted copy
     when the cache has it, otherwise straight from the GGUF file (nothing is converted)."""
-    from transformers import AutoTokenizer  # heavy: only when the model is checked
-
     model = spec.model
-    ref = ModelRef(model.source, model.trust_remote_code, model.gguf_file)
-    common = {"local_files_only": True, "trust_remote_code": model.trust_remote_code}
     try:
-        directory = cached_dir(ref)
-        if directory is not None:
-            read_model_config(directory / "config.json")  # bounded, before transformers
-            return AutoTokenizer.from_pretrained(directory, **common)
-        gguf = gguf_path(ref)
-        assert gguf is not None  # cached_dir answers the folder itself for a HF model
-        return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, **common)
+        return runner_tokenizer(ModelRef(model.source, model.trust_remote_code, model.gguf_file))
     except TrialInputError as error:
         raise AdvisorInputError(error.message, fix=error.fix, where=error.where) from None
     except (OSError, ValueError, KeyError) as error:  # transformers on a broken tokenizer
