@@ -18,6 +18,13 @@ def maximises(direction: Any) -> bool:
     return str(getattr(direction, "name", direction)).lower() == "maximize"
 
 
+def gain(score: float, baseline: float, direction: Any) -> float:
+    """How much better `score` is than the untuned `baseline`, in the metric's own units:
+    positive when better, whichever way the study optimises (a perplexity that falls from 49.7
+    to 3.2 gains 46.5; score - baseline would call it a loss)."""
+    return score - baseline if maximises(direction) else baseline - score
+
+
 def best(items: Iterable[T], key: Callable[[T], float | None], direction: Any) -> T | None:
     """The item whose `key` is best in `direction`; items whose key is None are left out, and
     None comes back when no item has a key. Ties go to the first item."""

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from advisor.directions import gain
 from advisor.errors import AdvisorInputError
 from advisor.redact import redact_url
 from advisor.stores import keys
@@ -104,7 +105,9 @@ def trial_facts(
         tracking_uri=redact_url(recorded.tracker.tracking_uri),  # written into the card
         system_prompt=config.data.system_prompt,
         baseline_score=baseline,
-        gain_over_baseline=score - baseline if None not in (score, baseline) else None,
+        gain_over_baseline=(
+            gain(score, baseline, recorded.direction) if None not in (score, baseline) else None
+        ),
         results={k: attrs[k] for k in _FACTS if attrs.get(k) is not None},
     )
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 
-from advisor.directions import best
+from advisor.directions import best, gain
 from advisor.errors import AdvisorInputError
 from advisor.redact import redact_url
 from advisor.stores import keys
@@ -47,7 +47,7 @@ def build_report(recorded: RecordedStudy) -> Report:
     directions = [d.name.lower() for d in study.directions]
     baseline = recorded.baseline_score
     trials = study.get_trials(deepcopy=False)
-    rows = [_row(t, baseline) for t in trials]
+    rows = [_row(t, baseline, directions[0]) for t in trials]
     measured = _run_metrics(recorded)
     for trial, row in zip(trials, rows, strict=True):
         _add_forgetting(row, trial.user_attrs, measured.get(row.run_id or "", {}))
@@ -74,11 +74,11 @@ def build_report(recorded: RecordedStudy) -> Report:
     return report
 
 
-def _row(trial: Any, baseline: float | None) -> ReportRow:
+def _row(trial: Any, baseline: float | None, direction: str) -> ReportRow:
     row = trial_record(trial, ReportRow)
     row.params = display_params(row.params)
     if row.score is not None and baseline is not None:
-        row.gain = row.score - baseline
+        row.gain = gain(row.score, baseline, direction)
     if row.state != "failed":
         row.error = None
     return row

@@ -44,23 +44,17 @@ def decide(report: Report) -> str:
         )
     head = describe_params(best.params)
     metric = report.metric
-    if best.gain is not None and best.score is not None:
-        points = round(best.gain * 100)
-        change = (
-            f"{points:+d} points over"
-            if points > 0
-            else f"{-points} points below"
-            if points < 0
-            else "no better than"
-        )
+    if best.gain is not None and best.score is not None and report.baseline_score is not None:
+        change, beaten = _change(report, best.gain)
+        shown = ".2f" if report.directions[0] == "maximize" else ".3g"  # [0, 1] or unbounded
         result = (
             f"{change} the untuned baseline "
-            f"({report.baseline_score:.2f} -> {best.score:.2f} {metric})"
+            f"({report.baseline_score:{shown}} -> {best.score:{shown}} {metric})"
         )
     else:
-        result = f"{metric} {best.values[0]:.3g} (no baseline recorded)"
+        result, beaten = f"{metric} {best.values[0]:.3g} (no baseline recorded)", True
     sentence = f"Trial {best.number} ({head}): {result} at {_cost_phrase(best)}"
-    if best.gain is not None and round(best.gain * 100) <= 0:
+    if not beaten:
         sentence += "; tuning did not beat the base model, so do not ship this adapter"
     cheaper = _cheaper_alternative(report, best)
     if cheaper is not None:
@@ -71,6 +65,24 @@ def decide(report: Report) -> str:
         )
     sentence += _forgetting_phrase(report, best)
     return sentence + "."
+
+
+def _change(report: Report, gain: float) -> tuple[str, bool]:
+    """How the best trial moved the metric, said in its units, and whether it beat the base.
+
+    A maximised score lies in [0, 1] (`runners.metrics`), so its change is in points; a
+    minimised one (perplexity, eval loss) has no fixed scale, so its change is relative to the
+    baseline: "94% below" for a perplexity that fell from 49.7 to 3.2."""
+    if report.directions[0] == "maximize":
+        points = round(gain * 100)
+        if points == 0:
+            return "no better than", False
+        return (f"{points:+d} points over" if points > 0 else f"{-points} points below"), points > 0
+    share = abs(gain) / abs(report.baseline_score) if report.baseline_score else None
+    if gain == 0 or (share is not None and round(share * 100) == 0):
+        return "no better than", False
+    size = f"{share:.0%}" if share is not None else f"{abs(gain):.3g}"
+    return (f"{size} below" if gain > 0 else f"{size} above"), gain > 0
 
 
 def _forgetting_phrase(report: Report, best: ReportRow) -> str:

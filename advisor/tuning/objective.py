@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from advisor.directions import gain
 from advisor.errors import AdvisorInputError
 from advisor.stores import keys
 from advisor.stores.sampling import suggest
@@ -249,8 +250,8 @@ class Objective:
             self.summary.baseline_score = trial.study.user_attrs.get(keys.BASELINE_SCORE)
         baseline = self.summary.baseline_score
         if baseline is not None and result.score is not None:
-            extra["gain_over_baseline"] = result.score - baseline
-            row.gain = result.score - baseline
+            row.gain = gain(result.score, baseline, self.plan.directions[0])
+            extra["gain_over_baseline"] = row.gain
         self.tracker.finish_trial(
             run_id, result, derived=extra, files=result_files(result, workdir)
         )

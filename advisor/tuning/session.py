@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from advisor.directions import best
+from advisor.directions import best, gain
 from advisor.redact import redact_url
 from advisor.stores import coordination as co
 from advisor.stores import keys
@@ -194,7 +194,7 @@ def close(
     if summary.baseline_score is not None:
         for row in summary.rows:
             if row.score is not None:
-                row.gain = row.score - summary.baseline_score
+                row.gain = gain(row.score, summary.baseline_score, summary.directions[0])
     try:
         summary.best = [t.number for t in study.best_trials]
     except (ValueError, RuntimeError):

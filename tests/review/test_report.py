@@ -20,7 +20,7 @@ from advisor.cli import app
 from advisor.review.build import build_report, non_dominated, report_study
 from advisor.review.compare import compare_reports
 from advisor.review.decision import decide
-from advisor.review.report import Report, ReportRow, describe_params
+from advisor.review.report import BestPick, Report, ReportRow, describe_params
 from advisor.stores.records import open_recorded_study
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -204,3 +204,21 @@ def test_comparing_two_studies(recorded_report, recorded_pareto_study) -> None:
     assert comparison.cheapest == cheap.study
     assert top.study in comparison.summary
     json.dumps(comparison.to_dict())
+
+
+def test_decision_on_a_minimised_metric_says_how_far_it_fell() -> None:
+    """Perplexity 49.7 -> 3.2 is the gain of a corpus study, not '-4650 points' and a warning
+    not to ship (the sentence read scores in points whatever the direction)."""
+    rows = [_row(0, 3.2, 100.0, 16), _row(1, 60.0, 50.0, 8)]
+    for row in rows:
+        row.gain = 49.7 - row.score  # as build_report computes it for a minimised metric
+    report = _synthetic(rows)
+    report.metric, report.directions, report.baseline_score = "perplexity", ["minimize"], 49.7
+    report.best = [BestPick("score", "minimize", 0, 3.2, True)]
+    decision = decide(report)
+    assert "94% below the untuned baseline (49.7 -> 3.2 perplexity)" in decision
+    assert "do not ship" not in decision
+    report.best = [BestPick("score", "minimize", 1, 60.0, True)]
+    worse = decide(report)
+    assert "21% above the untuned baseline (49.7 -> 60 perplexity)" in worse
+    assert "do not ship" in worse
