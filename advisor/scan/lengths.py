@@ -249,7 +249,7 @@ def check(rows: Sequence[Row], context: ScanContext) -> LengthResult:
     return LengthResult(
         unit=counter.unit,
         source=counter.source,
-        template=counter.template,
+        template=counter.template if chats else None,  # raw text is tokenised as it is
         max_seq_length=options.max_seq_length,
         context=distribution(contexts),
         completion=distribution(completions),

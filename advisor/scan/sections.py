@@ -184,6 +184,8 @@ def _lengths(report: ScanReport, names: _Names, limit: int) -> list[Section]:
         f"the conversation through the {res.template!r} chat template"
         if res.template
         else "every turn's words"
+        if res.unit == "words"
+        else "the document's tokens"
     )
     lines = [
         f"{unit} counted by {res.source}; context = system and user turns, completion = "

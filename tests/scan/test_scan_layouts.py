@@ -123,6 +123,18 @@ def test_lengths_through_the_chat_template_the_study_uses(tmp_path: Path, tiny_m
     assert lengths.template == "chatml"
 
 
+def test_raw_text_is_counted_as_it_is_without_a_template(tmp_path: Path, tiny_model: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    counter = TokenizerCounter(tokenizer, source=str(tiny_model))
+    report = scan_file(write_layout(tmp_path, "text"), counter=counter, checks=["lengths"])
+    lengths = report.results["lengths"]
+    texts = [row["text"] for row in LAYOUT_ROWS["text"]]
+    assert lengths.template is None and lengths.unit == "tokens"
+    assert lengths.sequence.max == max(len(tokenizer(t)["input_ids"]) for t in texts)
+
+
 def test_format_forces_a_layout_and_names_the_rows_that_lack_it(tmp_path: Path) -> None:
     path = write_layout(tmp_path, "alpaca")
     with pytest.raises(InputError, match=r"alpaca\.jsonl:1: the row has no text"):
