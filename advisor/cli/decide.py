@@ -199,6 +199,7 @@ def recommend_command(
     """
     from advisor.decide.recommend import recommend  # lazy: pydantic, kept off `advisor --help`
     from advisor.decide.traits import (  # lazy: pydantic, kept off `advisor --help`
+        WORD_TOKENS,
         Traits,
         merge_traits,
     )
@@ -237,7 +238,9 @@ def recommend_command(
         budget_usd=budget_usd,
         **values,
     )
-    completion = data.completion_mean if data is not None and data.completion_mean > 0 else None
+    completion = None  # the loss's tokens per example, which size the rank; words -> tokens
+    if data is not None and data.completion_mean > 0:
+        completion = data.completion_mean * (WORD_TOKENS if data.unit == "words" else 1)
     rec = recommend(traits, completion_per_example=completion)
     written = None
     if write_study is not None:
