@@ -1,11 +1,14 @@
 """`recommend(traits)`: score every method with the rule table, check memory, build a plan.
 
-Steps, each a small function: estimate memory for all eight candidates (with gradient
-checkpointing when it is what makes a method fit), derive the facts the rules read, add up the
-scores of `advisor.decide.rules`, demote what does not fit `--vram` x `--gpus` or exceeds
-`--budget-usd`, rank, then assemble the plan and the starting hyperparameters. Memory is
-compared with the sum of all GPUs' memory: full fine-tuning is assumed sharded (ZeRO-3/FSDP),
-adapters split the frozen base across devices.
+Steps, each a small function: size the LoRA rank to the data (`hyperparams.lora_capacity`),
+estimate memory for all eight candidates (with gradient checkpointing when it is what makes a
+method fit), derive the facts the rules read, add up the scores of `advisor.decide.rules`,
+demote what does not fit `--vram` x `--gpus` with the headroom of `advisor.decide.fit` kept or
+exceeds `--budget-usd`, let `--priority cost|speed` weigh the estimates (`priorities`), rank,
+then assemble the plan, the starting hyperparameters with their reasons and sources
+(`hyperparams`) and the chosen method's fit with its levers. Memory is compared with the sum of
+all GPUs' memory: full fine-tuning is assumed sharded (ZeRO-3/FSDP), adapters split the frozen
+base across devices.
 """
 
 from __future__ import annotations
