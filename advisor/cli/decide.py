@@ -80,10 +80,19 @@ def render_recommendation(rec: Any) -> None:
     console.print("[bold]Why:[/]")
     for reason in rec.reasons:
         console.print(f"  - {reason}", highlight=False)
+    if rec.fit and rec.fit["levers"]:
+        console.print("[bold]Levers[/] (each alone, estimated):")
+        for lever in rec.fit["levers"]:
+            fits = "fits" if lever["fits"] else "does not fit"
+            console.print(
+                f"  - {lever['change']}: {lever['memory_gb']:.2f} GB ({fits})", highlight=False
+            )
     if rec.hyperparameters:
-        console.print("[bold]Starting hyperparameters:[/]")
+        console.print("[bold]Starting hyperparameters[/] (value: why; source):")
         for key, value in rec.hyperparameters.items():
-            console.print(f"  {key}: {value}", highlight=False)
+            why = rec.hyperparameter_reasons.get(key)
+            said = f" -- {why['reason']}" if why else ""  # the sources: --json
+            console.print(f"  {key}: {value}{said}", highlight=False, markup=False)
 
 
 def recommend_command(
@@ -190,10 +199,19 @@ def recommend_command(
     """
     from advisor.decide.recommend import recommend  # lazy: pydantic, kept off `advisor --help`
     from advisor.decide.traits import (  # lazy: pydantic, kept off `advisor --help`
+        WORD_TOKENS,
         Traits,
         merge_traits,
     )
 
+    if write_study is not None and weights.strip().lower() == "api":
+        raise AdvisorInputError(
+            "--write-study writes a tuning study, and with --weights api there are no weights "
+            "to train (the plan is prompting, few-shot examples, retrieval and the vendor's "
+            "fine-tuning service)",
+            where="--weights",
+            fix="run without --write-study, or recommend for open weights (--weights open)",
+        )
     if write_study is not None and (train is None or eval_file is None):
         raise AdvisorInputError(
             "--write-study needs the study's data",
@@ -220,7 +238,10 @@ def recommend_command(
         budget_usd=budget_usd,
         **values,
     )
-    rec = recommend(traits)
+    completion = None  # the loss's tokens per example, which size the rank; words -> tokens
+    if data is not None and data.completion_mean > 0:
+        completion = data.completion_mean * (WORD_TOKENS if data.unit == "words" else 1)
+    rec = recommend(traits, completion_per_example=completion)
     written = None
     if write_study is not None:
         from advisor.study.writer import (  # lazy: pydantic, kept off `advisor --help`

@@ -1,11 +1,14 @@
 """`recommend(traits)`: score every method with the rule table, check memory, build a plan.
 
-Steps, each a small function: estimate memory for all eight candidates (with gradient
-checkpointing when it is what makes a method fit), derive the facts the rules read, add up the
-scores of `advisor.decide.rules`, demote what does not fit `--vram` x `--gpus` or exceeds
-`--budget-usd`, rank, then assemble the plan and the starting hyperparameters. Memory is
-compared with the sum of all GPUs' memory: full fine-tuning is assumed sharded (ZeRO-3/FSDP),
-adapters split the frozen base across devices.
+Steps, each a small function: size the LoRA rank to the data (`hyperparams.lora_capacity`),
+estimate memory for all eight candidates (with gradient checkpointing when it is what makes a
+method fit), derive the facts the rules read, add up the scores of `advisor.decide.rules`,
+demote what does not fit `--vram` x `--gpus` with the headroom of `advisor.decide.fit` kept or
+exceeds `--budget-usd`, let `--priority cost|speed` weigh the estimates (`priorities`), rank,
+then assemble the plan, the starting hyperparameters with their reasons and sources
+(`hyperparams`) and the chosen method's fit with its levers. Memory is compared with the sum of
+all GPUs' memory: full fine-tuning is assumed sharded (ZeRO-3/FSDP), adapters split the frozen
+base across devices.
 """
 
 from __future__ import annotations
@@ -13,25 +16,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from advisor.errors import AdvisorInputError
-from runners.methods.targets import TARGET_MODULE_PRESETS
-
+from . import priorities
 from .estimate import (
     ADAPTER_METHODS,
     METHODS,
     MemoryEstimate,
     estimate_memory,
     estimate_time,
-    gpus_needed,
 )
-from .rules import (
-    LARGE_DATA,
-    PRIORS,
-    RULES,
-    TIE_ORDER,
-    HyperparameterRow,
-    hyperparameter_row,
-)
+from .fit import Fit, check_fit, fits, gpus_needed, usable_gb
+from .hyperparams import epochs_for, lora_capacity, starting_point
+from .rules import LARGE_DATA, PRIORS, RULES, TIE_ORDER
 from .shapes import PRESETS, ModelShape, resolve_model
 from .traits import Traits
 
@@ -40,7 +35,19 @@ OVER_BUDGET = -20.0
 PLAN_WHAT = {
     "rag": "index the documents and retrieve them into the prompt",
     "sft": "supervised fine-tuning once for general instruction alignment",
+    "prompting": "write the instructions and output format into the system prompt",
+    "few_shot": "put a handful of solved examples in the prompt",
+    "vendor_fine_tuning": "the vendor's own fine-tuning service, if prompting and examples fall "
+    "short (it trains the weights on the vendor's side)",
 }
+EXAMPLES_RETRIEVED = "retrieve the solved examples most like each request into the prompt"
+API_PLANS = {
+    "behaviour": ("prompting", "few_shot", "rag", "vendor_fine_tuning"),
+    "both": ("rag", "prompting", "few_shot", "vendor_fine_tuning"),
+    "knowledge": ("rag", "prompting", "few_shot"),
+}
+"""Closed weights: no gradients, so nothing of METHODS trains; the plan is the API's levers
+(EVIDENCE.md 'Closed weights'). Facts go to retrieval, not to the vendor's tuning (rule 1)."""
 
 
 @dataclass
@@ -58,7 +65,9 @@ class Candidate:
     cost_usd: float | None
     gradient_checkpointing: bool = False
     rule_score: float = 0.0
-    """The score from the rules alone, before memory and budget demotions."""
+    """The score from the rules alone, before memory, budget and priority demotions."""
+    usable_gb: float | None = None
+    """vram x gpus less the headroom kept (`advisor.decide.fit`): `fits` compares with it."""
 
 
 @dataclass
@@ -82,6 +91,10 @@ class Recommendation:
     traits: dict[str, Any]
     fits_nowhere: bool = False
     what_would_fit: list[str] = field(default_factory=list)
+    hyperparameter_reasons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per key of `hyperparameters`: its value, reason, source and the rule's id."""
+    fit: dict[str, Any] | None = None
+    """The method's memory against the GPUs with the headroom kept, and levers near the edge."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,42 +104,43 @@ def _memory(shape: ModelShape, method: str, traits: Traits, r: int, targets: str
     """Without checkpointing if that fits, else with it (what a user would switch on)."""
     kwargs = {"r": r, "target_modules": targets, "seq_len": traits.seq_len}
     plain = estimate_memory(shape, method, **kwargs)
-    if plain.total_gb <= traits.total_vram_gb or method == "rag":
+    if fits(plain.total_gb, traits) or method == "rag":
         return plain
     return estimate_memory(shape, method, gradient_checkpointing=True, **kwargs)
 
 
 def _facts(traits: Traits, memory: dict[str, MemoryEstimate] | None) -> dict[str, Any]:
-    facts: dict[str, Any] = {**traits.model_dump(), "total_vram_gb": traits.total_vram_gb}
+    facts: dict[str, Any] = {
+        **traits.model_dump(),
+        "total_vram_gb": traits.total_vram_gb,
+        "usable_gb": round(usable_gb(traits.vram_gb, traits.gpus), 2),
+    }
     for method in ("full", "lora", "qlora"):
         gb = memory[method].total_gb if memory else None
         facts[f"{method}_gb"] = gb
         # None (unknown: an API model) matches neither `True` nor `False` in a rule condition.
-        facts[f"{method}_fits"] = None if gb is None else gb <= traits.total_vram_gb
+        facts[f"{method}_fits"] = None if gb is None else fits(gb, traits)
     large = traits.examples >= LARGE_DATA
     facts["full_ceiling"] = None if memory is None else facts["full_fits"] and large
     return facts
 
 
 def _resolve(traits: Traits) -> ModelShape | None:
-    """Behind an API the model may be no local preset: then there is nothing to estimate."""
-    try:
-        return resolve_model(traits.model)
-    except AdvisorInputError:
-        if traits.weights == "api":
-            return None
-        raise
+    """Behind an API nothing trains on the user's GPUs (and the model may be no local preset):
+    then there is nothing to estimate."""
+    if traits.weights == "api":
+        return None
+    return resolve_model(traits.model)
 
 
-def recommend(traits: Traits) -> Recommendation:
-    """Rank all eight methods for these traits and explain the choice."""
+def recommend(traits: Traits, *, completion_per_example: float | None = None) -> Recommendation:
+    """Rank all eight methods for these traits and explain the choice.
+
+    `completion_per_example`: the mean completion (loss) tokens per example, when the data was
+    read (`--train`); the rank is sized to cover them (`hyperparams.capacity_rank`)."""
     shape = _resolve(traits)
-    hp_row = hyperparameter_row(traits.examples)
-    memory = (
-        {m: _memory(shape, m, traits, hp_row.r, hp_row.target_modules) for m in METHODS}
-        if shape
-        else None
-    )
+    r, covers = lora_capacity(shape, traits, completion_per_example) if shape else (16, True)
+    memory = {m: _memory(shape, m, traits, r, "all_linear") for m in METHODS} if shape else None
     facts = _facts(traits, memory)
     scores = dict(PRIORS)
     reasons: dict[str, list[str]] = {m: [] for m in METHODS}
@@ -146,36 +160,87 @@ def recommend(traits: Traits) -> Recommendation:
             excluded[method] = reason
 
     ranking = [
-        _candidate(method, scores[method], reasons[method], traits, shape, memory, excluded, hp_row)
+        _candidate(method, scores[method], reasons[method], traits, shape, memory, excluded)
         for method in METHODS
     ]
+    if shape is not None:
+        demoted = priorities.weigh(
+            ranking, priority=traits.priority, examples=traits.examples, lora_covers_tokens=covers
+        )
+        fired += [f"not {m}: {reason}" for m, reason in demoted]
     order = {m: i for i, m in enumerate((*TIE_ORDER, "full"))}
     ranking.sort(key=lambda c: (-c.score, order[c.method]))
     best = ranking[0]
     fits_nowhere = not any(c.fits for c in ranking)
     # Say why a method the rules preferred lost: it did not fit or cost too much.
     for c in ranking:
-        if c.rule_score > best.rule_score and c.reasons:
+        if (
+            c.rule_score > best.rule_score
+            and c.reasons
+            and f"not {c.method}: {c.reasons[-1]}" not in fired
+        ):
             fired.append(f"not {c.method}: {c.reasons[-1]}")
     steps = _plan(best.method, slots, traits)
+    method = steps[0].method if slots.get("closed") == "api" else best.method
+    hyperparameters, why = (
+        starting_point(
+            method,
+            shape,
+            traits,
+            completion_per_example=completion_per_example,
+            gradient_checkpointing=best.gradient_checkpointing,
+        )
+        if shape is not None and method in METHODS
+        else ({}, {})
+    )
+    fit = _fit(shape, method, hyperparameters, traits, r, best.gradient_checkpointing)
+    if fit is not None:
+        fired.append(fit.summary)
     return Recommendation(
-        method=best.method,
+        method=method,
         plan=[s.method for s in steps],
         plan_steps=steps,
         ranking=ranking,
-        hyperparameters=_hyperparameters(best.method, hp_row, traits),
+        hyperparameters=hyperparameters,
         reasons=fired + ([_nothing_fits(traits)] if fits_nowhere else []),
         model=shape.to_dict() if shape else {"name": traits.model},
         traits=traits.model_dump(),
         fits_nowhere=fits_nowhere,
         what_would_fit=_what_would_fit(shape, traits, memory) if fits_nowhere else [],
+        hyperparameter_reasons=why,
+        fit=fit.to_dict() if fit else None,
     )
+
+
+def _fit(
+    shape: ModelShape | None,
+    method: str,
+    hyperparameters: dict[str, Any],
+    traits: Traits,
+    r: int,
+    checkpointing: bool,
+) -> Fit | None:
+    """The chosen method at its starting point (rank, targets, micro-batch) against the GPUs."""
+    if shape is None or method not in METHODS or method == "rag":
+        return None
+    r = hyperparameters.get("r", r)
+    targets = hyperparameters.get("target_modules", "all_linear")
+    est = estimate_memory(
+        shape,
+        method,
+        r=r,
+        target_modules=targets,
+        batch_size=hyperparameters.get("batch_size", 1),
+        seq_len=traits.seq_len,
+        gradient_checkpointing=checkpointing,
+    )
+    return check_fit(shape, est, traits, r=r, target_modules=targets)
 
 
 def _nothing_fits(traits: Traits) -> str:
     return (
-        f"nothing fits --vram {traits.vram_gb:g} GB x --gpus {traits.gpus}: "
-        "see what would fit (a smaller --model or more --gpus)"
+        f"nothing fits --vram {traits.vram_gb:g} GB x --gpus {traits.gpus} with the headroom "
+        "kept: see what would fit (a smaller --model or more --gpus)"
     )
 
 
@@ -187,34 +252,36 @@ def _candidate(
     shape: ModelShape | None,
     memory: dict[str, MemoryEstimate] | None,
     excluded: dict[str, str],
-    hp_row: HyperparameterRow,
 ) -> Candidate:
     reasons = list(reasons)
     if method in excluded:
         return Candidate(
-            method, DEMOTED * 10, False, None, [excluded[method]], None, None, None, None
-        )
+            method, DEMOTED * 10, False, None, [excluded[method]], None, None, None, None,
+            rule_score=DEMOTED * 10,
+        )  # fmt: skip
     if shape is None or memory is None:  # API model: nothing runs on the user's GPUs
         return Candidate(method, score, True, None, reasons, None, None, None, None)
     est = memory[method]
     rule_score = round(score, 2)
-    epochs = 1 if method in ("full", "sft") and traits.data_format == "corpus" else hp_row.epochs
+    corpus_full = method in ("full", "sft") and traits.data_format == "corpus"
     time = estimate_time(
         shape,
         method,
         examples=traits.examples,
         seq_len=traits.seq_len,
-        epochs=epochs,
+        epochs=1 if corpus_full else epochs_for(traits.examples),
         vram_gb=traits.vram_gb,
         gpus=traits.gpus,
         gradient_checkpointing=est.assumptions["gradient_checkpointing"],
     )
-    fits = est.total_gb <= traits.total_vram_gb
-    if not fits:
+    usable = usable_gb(traits.vram_gb, traits.gpus)
+    fitting = fits(est.total_gb, traits)
+    if not fitting:
         score += DEMOTED
         reasons.append(
-            f"does not fit: needs {est.total_gb} GB > --vram {traits.vram_gb:g} GB x --gpus "
-            f"{traits.gpus}; needs {gpus_needed(est.total_gb, traits.vram_gb)} such GPUs"
+            f"does not fit: needs {est.total_gb} GB > {usable:.2f} GB usable of --vram "
+            f"{traits.vram_gb:g} GB x --gpus {traits.gpus} (headroom kept); needs "
+            f"{gpus_needed(est.total_gb, traits.vram_gb)} such GPUs"
         )
     elif traits.budget_usd is not None and time.cost_usd > traits.budget_usd:
         score += OVER_BUDGET
@@ -226,7 +293,7 @@ def _candidate(
         method=method,
         rule_score=rule_score,
         score=round(score, 2),
-        fits=fits,
+        fits=fitting,
         memory_gb=est.total_gb,
         reasons=reasons,
         trainable_params=est.trainable_params,
@@ -234,10 +301,16 @@ def _candidate(
         hours=time.hours,
         cost_usd=time.cost_usd,
         gradient_checkpointing=est.assumptions["gradient_checkpointing"],
+        usable_gb=round(usable, 3),
     )
 
 
 def _plan(method: str, slots: dict[str, str], traits: Traits) -> list[PlanStep]:
+    if slots.get("closed") == "api":
+        steps = [PlanStep(m, PLAN_WHAT[m]) for m in API_PLANS[traits.goal]]
+        if traits.goal == "behaviour":  # retrieval of examples, not of facts
+            steps[2] = PlanStep("rag", EXAMPLES_RETRIEVED)
+        return steps
     steps: list[PlanStep] = []
     if slots.get("retrieval") == "rag" and method != "rag":
         steps.append(PlanStep("rag", PLAN_WHAT["rag"]))
@@ -250,26 +323,10 @@ def _plan(method: str, slots: dict[str, str], traits: Traits) -> list[PlanStep]:
     return steps
 
 
-def _hyperparameters(method: str, row: HyperparameterRow, traits: Traits) -> dict[str, Any]:
-    if method == "rag":
-        return {}
-    if method == "prompt_tuning":
-        return {"num_virtual_tokens": 20, "learning_rate": 3e-2, "epochs": row.epochs}
-    if method in ADAPTER_METHODS:
-        return {
-            "r": row.r,
-            "lora_alpha": 2 * row.r,
-            "target_modules": list(TARGET_MODULE_PRESETS[row.target_modules]),
-            "learning_rate": row.learning_rate,
-            "epochs": row.epochs,
-        }
-    return {"learning_rate": row.full_learning_rate, "epochs": row.epochs}
-
-
 def _what_would_fit(
     shape: ModelShape | None, traits: Traits, memory: dict[str, MemoryEstimate] | None
 ) -> list[str]:
-    """A smaller preset that fits with QLoRA, and how many GPUs this model needs."""
+    """A smaller preset that fits with QLoRA, and how many GPUs this model needs (headroom kept)."""
     if shape is None or memory is None:
         return []
     hints = []
@@ -283,10 +340,12 @@ def _what_would_fit(
         p
         for p in sorted(PRESETS.values(), key=lambda p: p.num_params, reverse=True)
         if p.num_params < shape.num_params
-        and estimate_memory(
-            p, "qlora", seq_len=traits.seq_len, gradient_checkpointing=True
-        ).total_gb
-        <= traits.total_vram_gb
+        and fits(
+            estimate_memory(
+                p, "qlora", seq_len=traits.seq_len, gradient_checkpointing=True
+            ).total_gb,
+            traits,
+        )
     ]
     if smaller:
         hints.insert(0, f"a smaller model fits with qlora: --model {smaller[0].name}")

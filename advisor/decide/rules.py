@@ -9,9 +9,11 @@ path picks a method by hand.
 
 Condition values: a tuple means "one of", `Between` a numeric range, anything else equality.
 Facts available to conditions and reason templates: every `Traits` field, and
-`full_fits`, `lora_fits`, `qlora_fits` (bool: fits in vram x gpus), `full_ceiling` (full fits and
-the data is large enough for full fine-tuning to pay off), `full_gb`, `lora_gb`, `qlora_gb`,
-`total_vram_gb`.
+`full_fits`, `lora_fits`, `qlora_fits` (bool: fits in vram x gpus with the headroom of
+`advisor.decide.fit` kept), `full_ceiling` (full fits and the data is large enough for full
+fine-tuning to pay off), `full_gb`, `lora_gb`, `qlora_gb`, `total_vram_gb`, `usable_gb`.
+
+Starting hyperparameters are rows of their own table, `advisor.decide.hyperparams`.
 """
 
 from __future__ import annotations
@@ -53,19 +55,20 @@ class Rule:
     """A template over the facts; it starts with the option(s) of the deciding trait."""
     source: str
     plan: Mapping[str, str] = field(default_factory=dict)
-    """Plan slots: retrieval=rag, alignment=sft, per_task=adapter."""
+    """Plan slots: retrieval=rag, alignment=sft, per_task=adapter, closed=api."""
     exclude: tuple[str, ...] = ()
     """Methods this rule makes impossible (not merely worse)."""
 
     def matches(self, facts: Mapping[str, Any]) -> bool:
         """True when every condition holds for the facts."""
-        return all(_holds(expected, facts[name]) for name, expected in self.when.items())
+        return all(holds(expected, facts[name]) for name, expected in self.when.items())
 
     def explain(self, facts: Mapping[str, Any]) -> str:
         return self.reason.format_map(dict(facts))
 
 
-def _holds(expected: Any, value: Any) -> bool:
+def holds(expected: Any, value: Any) -> bool:
+    """One condition of a rule row: a tuple is 'one of', `Between` a range, else equality."""
     if isinstance(expected, Between):
         return expected(value)
     if isinstance(expected, tuple):
@@ -166,7 +169,7 @@ RULES: tuple[Rule, ...] = (
         when={"data_format": "pairs", "goal": ("behaviour", "both"), "full_fits": False},
         scores={"lora": 1},
         reason="--data-format pairs but all weights do not fit --vram x --gpus "
-        "({full_gb} GB > {total_vram_gb} GB): SFT through LoRA",
+        "({full_gb} GB > {usable_gb} GB usable of {total_vram_gb:g} GB): SFT through LoRA",
         source="DOMAIN.md rule 3",
     ),
     Rule(
@@ -174,15 +177,15 @@ RULES: tuple[Rule, ...] = (
         when={"full_fits": False, "lora_fits": True},
         scores={"lora": 3, "qlora": 1},
         reason="--vram {vram_gb:g} GB x --gpus {gpus}: full fine-tuning needs {full_gb} GB, "
-        "16-bit LoRA ({lora_gb} GB) fits",
+        "16-bit LoRA ({lora_gb} GB) fits the {usable_gb} GB usable (headroom kept)",
         source="DOMAIN.md rule 4",
     ),
     Rule(
         id="tight-vram-qlora",
         when={"lora_fits": False, "qlora_fits": True},
         scores={"qlora": 6},
-        reason="--vram {vram_gb:g} GB x --gpus {gpus}: 16-bit LoRA needs {lora_gb} GB; QLoRA's "
-        "4-bit NF4 base ({qlora_gb} GB) fits",
+        reason="--vram {vram_gb:g} GB x --gpus {gpus}: 16-bit LoRA needs {lora_gb} GB > "
+        "{usable_gb} GB usable (headroom kept); QLoRA's 4-bit NF4 base ({qlora_gb} GB) fits",
         source="DOMAIN.md rule 5; QLoRA paper (65B on one 48 GB GPU)",
     ),
     Rule(
@@ -251,41 +254,15 @@ RULES: tuple[Rule, ...] = (
     Rule(
         id="api-weights",
         when={"weights": "api"},
-        scores={"prompt_tuning": 5},
-        exclude=TRAINED_WEIGHTS,
-        reason="--weights api: the weights are not available, so prompt tuning (and retrieval) is "
-        "the only tuning left",
-        source="DOMAIN.md rule 8",
+        scores={},
+        exclude=(*TRAINED_WEIGHTS, "prompt_tuning"),
+        plan={"closed": "api"},
+        reason="--weights api: no weights and no gradients: prompting, few-shot examples, "
+        "retrieval and the vendor's own fine-tuning service; prompt tuning needs gradients "
+        "through the model, which an API does not expose",
+        source="DOMAIN.md rule 8, corrected by EVIDENCE.md 'Closed weights'",
     ),
 )
-
-
-@dataclass(frozen=True)
-class HyperparameterRow:
-    """Starting hyperparameters for data sets of up to `max_examples` examples."""
-
-    max_examples: float
-    r: int
-    target_modules: str
-    learning_rate: float
-    full_learning_rate: float
-    epochs: int
-
-
-HYPERPARAMETER_SCALE: tuple[HyperparameterRow, ...] = (
-    HyperparameterRow(1_000, 8, "attention_qv", 2e-4, 1e-5, 3),
-    HyperparameterRow(10_000, 16, "attention", 2e-4, 2e-5, 3),
-    HyperparameterRow(100_000, 32, "all_linear", 1e-4, 2e-5, 2),
-    HyperparameterRow(float("inf"), 64, "all_linear", 1e-4, 1e-5, 1),
-)
-"""Few examples -> small r on q/v only (less overfitting); many -> r 32-64 on all linear layers.
-lora_alpha = 2r (DOMAIN.md heuristic). Learning rates: LoRA 1e-4..2e-4 (QLoRA paper 1e-4/2e-4),
-full/SFT 1e-5..2e-5."""
-
-
-def hyperparameter_row(examples: int) -> HyperparameterRow:
-    """The first row whose `max_examples` covers the data size."""
-    return next(row for row in HYPERPARAMETER_SCALE if examples <= row.max_examples)
 
 
 def validate_rules() -> None:
@@ -301,14 +278,12 @@ def validate_rules() -> None:
 validate_rules()
 
 __all__ = [
-    "HYPERPARAMETER_SCALE",
     "PRIORS",
     "RULES",
     "TIE_ORDER",
     "TRAINED_WEIGHTS",
     "Between",
-    "HyperparameterRow",
     "Rule",
-    "hyperparameter_row",
+    "holds",
     "validate_rules",
 ]

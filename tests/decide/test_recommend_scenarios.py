@@ -37,8 +37,10 @@ SCENARIOS: list[tuple[str, dict[str, Any], str, list[str], str]] = [
      {"goal": "behaviour", "data_format": "corpus", "examples": 2_000_000,
       "domain_shift": "high", "vram_gb": 80, "gpus": 8, "budget_usd": 200},
      "lora", ["lora"], "--budget-usd"),
+    # With --priority cost LoRA wins here instead (1.5x cheaper at comparable quality):
+    # tests/decide/test_why_cases.py.
     ("instruction-pairs-plenty-of-compute-sft",
-     {"goal": "behaviour", "examples": 50_000, "vram_gb": 80, "gpus": 4, "priority": "cost"},
+     {"goal": "behaviour", "examples": 50_000, "vram_gb": 80, "gpus": 4, "priority": "quality"},
      "sft", ["sft"], "--data-format pairs"),
     ("three-tasks-one-base-per-task-lora",
      {"goal": "behaviour", "examples": 5000, "tasks": 3, "model": "llama-2-7b", "vram_gb": 24},
@@ -53,12 +55,6 @@ SCENARIOS: list[tuple[str, dict[str, Any], str, list[str], str]] = [
      {"goal": "both", "knowledge_changes": True, "examples": 3000, "model": "llama-2-7b",
       "vram_gb": 24},
      "lora", ["rag", "lora"], "--knowledge-changes"),
-    ("api-weights-prompt-tuning",
-     {"goal": "behaviour", "weights": "api", "model": "gpt-4o"},
-     "prompt_tuning", ["prompt_tuning"], "--weights api"),
-    ("api-weights-knowledge-and-format",
-     {"goal": "both", "weights": "api", "model": "gpt-4o"},
-     "prompt_tuning", ["rag", "prompt_tuning"], "--weights api"),
     ("quality-high-shift-limited-params-dora",
      {"goal": "behaviour", "examples": 20_000, "vram_gb": 80, "priority": "quality",
       "domain_shift": "high"},
@@ -94,6 +90,22 @@ def test_scenario_table_is_large_enough() -> None:
     assert len(SCENARIOS) >= 15
 
 
+@pytest.mark.parametrize(
+    ("goal", "plan"),
+    [
+        ("behaviour", ["prompting", "few_shot", "rag", "vendor_fine_tuning"]),
+        ("both", ["rag", "prompting", "few_shot", "vendor_fine_tuning"]),
+        ("knowledge", ["rag", "prompting", "few_shot"]),
+    ],
+)
+def test_api_weights_plan_has_no_trained_method(goal: str, plan: list[str]) -> None:
+    rec = recommend(Traits(goal=goal, weights="api", model="gpt-4o"))
+    assert rec.plan == plan and rec.method == plan[0]
+    assert rec.hyperparameters == {} and rec.fit is None
+    assert any(r.startswith("--weights api") and "gradients" in r for r in rec.reasons)
+    assert not any(c.fits for c in rec.ranking if c.method != "rag")
+
+
 def test_per_task_plan_counts_adapters() -> None:
     rec = recommend(Traits(goal="behaviour", examples=5000, tasks=3, model="llama-2-7b"))
     assert rec.plan_steps[-1].count == 3
@@ -121,9 +133,8 @@ def test_hyperparameters_scale_with_examples() -> None:
     few = recommend(Traits(goal="behaviour", examples=300, model="llama-2-7b")).hyperparameters
     many = recommend(Traits(goal="behaviour", examples=300_000, model="llama-2-7b", vram_gb=80))
     lots = many.hyperparameters
-    assert few["r"] < lots["r"]
-    assert few["target_modules"] == ["q_proj", "v_proj"]
-    assert len(lots["target_modules"]) == 7
+    assert few["r"] < lots["r"] and few["epochs"] > lots["epochs"]
+    assert few["target_modules"] == lots["target_modules"] and len(few["target_modules"]) == 7
     assert few["lora_alpha"] == 2 * few["r"]
 
 

@@ -9,18 +9,12 @@ import pytest
 
 from advisor.decide import rules
 from advisor.decide.estimate import METHODS
-from advisor.decide.rules import (
-    HYPERPARAMETER_SCALE,
-    PRIORS,
-    RULES,
-    Between,
-    Rule,
-    hyperparameter_row,
-    validate_rules,
-)
+from advisor.decide.rules import PRIORS, RULES, Between, Rule, validate_rules
 from advisor.decide.traits import OPTION_OF, Traits
 
-DERIVED_FACTS = {"full_fits", "lora_fits", "qlora_fits", "full_ceiling", "total_vram_gb"}
+DERIVED_FACTS = {
+    "full_fits", "lora_fits", "qlora_fits", "full_ceiling", "total_vram_gb", "usable_gb"
+}  # fmt: skip
 OPTIONS = {part for option in OPTION_OF.values() for part in option.split("/")}
 
 
@@ -40,7 +34,7 @@ def test_rule_is_well_formed(rule: Rule) -> None:
     assert rule.source
     options = re.findall(r"--[a-z-]+", rule.reason)
     assert options and options[0] in OPTIONS, "a reason must start by naming the deciding option"
-    assert set(rule.plan) <= {"retrieval", "alignment", "per_task"}
+    assert set(rule.plan) <= {"retrieval", "alignment", "per_task", "closed"}
 
 
 def test_priors_cover_every_method() -> None:
@@ -48,7 +42,7 @@ def test_priors_cover_every_method() -> None:
 
 
 def _facts(**over: object) -> dict:
-    facts = {**Traits().model_dump(), "total_vram_gb": 24.0}
+    facts = {**Traits().model_dump(), "total_vram_gb": 24.0, "usable_gb": 20.4}
     facts |= {"full_fits": False, "lora_fits": True, "qlora_fits": True, "full_ceiling": False}
     facts |= {"full_gb": 130.0, "lora_gb": 20.0, "qlora_gb": 9.0}
     return {**facts, **over}
@@ -88,10 +82,3 @@ def test_validate_rules_rejects_unknown_methods(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(rules, "RULES", (*RULES, bad))
     with pytest.raises(ValueError, match="lorax"):
         validate_rules()
-
-
-def test_hyperparameters_scale_with_data() -> None:
-    small, large = hyperparameter_row(200), hyperparameter_row(1_000_000)
-    assert small.r < large.r
-    assert small.target_modules == "attention_qv" and large.target_modules == "all_linear"
-    assert [row.r for row in HYPERPARAMETER_SCALE] == sorted(row.r for row in HYPERPARAMETER_SCALE)
