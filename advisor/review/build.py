@@ -36,7 +36,7 @@ from advisor.study.sections import COST_OBJECTIVES
 
 from . import plots
 from .compare import Comparison, compare_reports
-from .decision import decide
+from .decision import decide, tradeoff
 from .report import BestPick, Importances, ParetoFront, Report, ReportRow, display_params
 
 
@@ -70,6 +70,7 @@ def build_report(recorded: RecordedStudy) -> Report:
         tracking_uri=redact_url(recorded.stores.tracking_uri),  # printed by --json
         baseline_general_score=measured.get(BASELINE, {}).get("general_score"),
     )
+    report.tradeoff = tradeoff(report)
     report.decision = decide(report)
     return report
 
