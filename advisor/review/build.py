@@ -78,6 +78,7 @@ def build_report(recorded: RecordedStudy) -> Report:
 def _row(trial: Any, baseline: float | None, direction: str) -> ReportRow:
     row = trial_record(trial, ReportRow)
     row.params = display_params(row.params)
+    row.warm_start = trial.user_attrs.get(keys.WARM_START)
     if row.score is not None and baseline is not None:
         row.gain = gain(row.score, baseline, direction)
     if row.state != "failed":
