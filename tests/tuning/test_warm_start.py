@@ -15,9 +15,13 @@ from support import synthetic_report, write_tiny_study
 
 from advisor.cli.review import render_report
 from advisor.errors import AdvisorInputError
+from advisor.review.build import build_report
 from advisor.review.report import ReportRow
+from advisor.stores import keys
+from advisor.stores.records import open_recorded_study
 from advisor.study import load_study
 from advisor.study.loading import spec_content, spec_hash
+from advisor.tuning.entry import tune
 from advisor.tuning.plan import START, warm_start_points
 
 START_POINT = {"r": 4, "target_modules": ["q_proj", "v_proj"], "learning_rate": 0.005}
@@ -85,3 +89,25 @@ def test_the_report_marks_warm_start_trials() -> None:
     assert "▲ warm start" in out.getvalue()  # the legend
     rows = json.loads(json.dumps(report.to_dict()))["rows"]
     assert [r["warm_start"] for r in rows] == [START, None]
+
+
+def test_tune_runs_the_starting_point_first_and_marks_it(tmp_path: Path, tiny_model: Path) -> None:
+    """The one tiny tune: 2 trials of 2 steps; trial 0 has the enqueued parameters and the mark,
+    trial 1 is the sampler's, and the report reads the mark back."""
+    start = {"r": 4, "target_modules": "all_linear", "learning_rate": 0.005}
+    study_file = write_tiny_study(
+        tmp_path,
+        tiny_model,
+        "warm",
+        train={"max_steps": 2, "eval_steps": 2},
+        eval={"forgetting": False},
+        optuna={"n_trials": 2, "warm_start": True, "start": start},
+    )
+    tune(study_file, root=tmp_path)
+    recorded = open_recorded_study("warm", root=tmp_path)
+    first, second = recorded.study.get_trials(deepcopy=False)
+    assert first.params == start
+    assert first.user_attrs[keys.WARM_START] == START
+    assert keys.WARM_START not in second.user_attrs
+    report = build_report(recorded)
+    assert [row.warm_start for row in report.rows] == [START, None]
