@@ -51,6 +51,7 @@ def render_report(report: Report, out: Console) -> None:
     for row in report.rows:
         label = str(row.number) + (" ★" if best and row.number == best.number else "")
         label += " ◆" if row.number in front else ""
+        label += " ▲" if row.warm_start else ""
         style = _STATE_STYLE.get(row.state, "")
         table.add_row(
             label,
@@ -64,12 +65,12 @@ def render_report(report: Report, out: Console) -> None:
             _fmt(row.wall_seconds, ".0f"),
             _fmt(row.cost_usd, ".3f"),
             _fmt(row.trainable_params, ","),
-            escape((row.error or "").splitlines()[-1][:60]) if row.error else "",
+            _note(row),
         )
     out.print(table)
     if report.fixed:
         out.print(f"fixed settings: {escape(_params(report.fixed))}")
-    out.print("★ best on the metric   ◆ on the cost/accuracy Pareto front")
+    out.print("★ best on the metric   ◆ on the cost/accuracy Pareto front   ▲ warm start")
     for pick in report.best:
         what = "best" if pick.objective == report.objectives[0] else "cheapest"
         mark = " (optimised)" if pick.optimised else ""
@@ -82,6 +83,13 @@ def render_report(report: Report, out: Console) -> None:
     _render_importances(report, out)
     out.print(f"\n[bold]decision:[/] {escape(report.decision)}")
     _render_plots(report, out)
+
+
+def _note(row: Any) -> str:
+    """A failed trial's last error line; else where a warm-start trial's parameters came from."""
+    if row.error:
+        return escape(row.error.splitlines()[-1][:60])
+    return escape(f"warm start ({row.warm_start})") if row.warm_start else ""
 
 
 def _render_importances(report: Report, out: Console) -> None:

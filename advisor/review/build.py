@@ -36,7 +36,7 @@ from advisor.study.sections import COST_OBJECTIVES
 
 from . import plots
 from .compare import Comparison, compare_reports
-from .decision import decide
+from .decision import decide, tradeoff
 from .report import BestPick, Importances, ParetoFront, Report, ReportRow, display_params
 
 
@@ -70,6 +70,7 @@ def build_report(recorded: RecordedStudy) -> Report:
         tracking_uri=redact_url(recorded.stores.tracking_uri),  # printed by --json
         baseline_general_score=measured.get(BASELINE, {}).get("general_score"),
     )
+    report.tradeoff = tradeoff(report)
     report.decision = decide(report)
     return report
 
@@ -77,6 +78,7 @@ def build_report(recorded: RecordedStudy) -> Report:
 def _row(trial: Any, baseline: float | None, direction: str) -> ReportRow:
     row = trial_record(trial, ReportRow)
     row.params = display_params(row.params)
+    row.warm_start = trial.user_attrs.get(keys.WARM_START)
     if row.score is not None and baseline is not None:
         row.gain = gain(row.score, baseline, direction)
     if row.state != "failed":

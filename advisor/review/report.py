@@ -31,6 +31,9 @@ class ReportRow(TrialRecord):
     """Share of the general instruction probe answered correctly."""
     general_score_delta: float | None = None
     """general_score - the base model's (< 0: general ability lost)."""
+    warm_start: str | None = None
+    """Where a warm-start trial's parameters came from (`optuna.start`, `recommended`,
+    `study:<name>#<trial>`); None for a trial the sampler proposed."""
 
 
 @dataclass
@@ -77,6 +80,33 @@ class PlotFile:
 
 
 @dataclass
+class Measure:
+    """One forgetting measure of the best trial and of the gentler one, side by side."""
+
+    best: float | None
+    gentler: float | None
+
+
+@dataclass
+class Tradeoff:
+    """A best trial that forgets much more than a trial nearly as good (`decision.tradeoff`).
+
+    `score_share` is the gentler trial's score as a share of the best's, in the metric's
+    direction (best / gentler for a minimised one), so 0.97 reads "97% as good" either way.
+    `flagged` names the measures on which the best trial forgets at least twice as much."""
+
+    best: int
+    gentler: int
+    best_score: float
+    gentler_score: float
+    score_share: float
+    kl: Measure
+    general_delta: Measure
+    ppl_delta: Measure
+    flagged: list[str]
+
+
+@dataclass
 class Report:
     """A recorded study, ready to render or to print as JSON."""
 
@@ -99,6 +129,8 @@ class Report:
     plots_dir: str | None = None
     baseline_general_score: float | None = None
     """The untuned model's score on the general instruction probe (forgetting's reference)."""
+    tradeoff: Tradeoff | None = None
+    """Set when the best trial forgets much more than one nearly as good (`decision.py`)."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -54,6 +54,9 @@ WORKER = "advisor.worker"
 """`host:pid` of the worker process that runs the trial."""
 ERROR = "error"
 """Why a failed trial failed (its first 2000 characters)."""
+WARM_START = "advisor.warm_start"
+"""Where a warm-start trial's parameters came from (`optuna.start`, `recommended`,
+`study:<name>#<trial>`): set when `tune` enqueues it as one of a new study's first trials."""
 RESULTS = (
     "score",
     "eval_loss",

@@ -15,9 +15,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from runners.datafiles import SUFFIXES
 from runners.layouts import LAYOUTS
@@ -318,6 +325,37 @@ class OptunaSpec(Section):
     max_retry: NonNegativeInt = Field(
         2, description="Retries of a trial whose worker died, >= 0 (0: never retry)."
     )
+    warm_start: bool = Field(
+        False,
+        description="Start a new study from known starting points (optuna.start) as its first "
+        "trials, then hand over to the sampler; each such trial is marked in the report.",
+    )
+    start: dict[str, int | float | str | list[str]] | None = Field(
+        None,
+        description="A starting point tried first when warm_start is on: values of searched "
+        "parameters inside their ranges, e.g. {learning_rate: 3e-4, target_modules: "
+        "all_linear}; parameters left out are sampled.",
+    )
+
+    @model_validator(mode="after")
+    def _start_needs_warm_start(self) -> OptunaSpec:
+        if self.start is not None and not self.warm_start:
+            raise rule(
+                "optuna.start is set but optuna.warm_start is false: the point would never be "
+                "tried",
+                "set optuna.warm_start: true, or remove optuna.start",
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_new_defaults(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """warm_start and start are left out at their defaults, so a study recorded before they
+        existed keeps its spec hash and is continued, not refused as changed."""
+        out = dump(self)
+        if not self.warm_start and self.start is None:
+            out.pop("warm_start", None)
+            out.pop("start", None)
+        return out
 
 
 class TrialLimitsSpec(Section):

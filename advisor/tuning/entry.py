@@ -41,7 +41,7 @@ from advisor.study.spec import StudySpec
 from advisor.study.tasks import expand_tasks
 
 from . import joining
-from .plan import StudyPlan
+from .plan import StudyPlan, warm_start_points
 from .session import Session
 from .summary import NullObserver, TaskSummaries, TuneObserver, TuneSummary
 
@@ -74,6 +74,7 @@ def tune(
     `root` is where the default `mlruns/` stores live (the current directory if None);
     `storage` and `tracking_uri` override the study file's stores (e.g. a shared PostgreSQL).
     `enqueue` fixes the parameters of the first trials of a new study (a rerun of given trials);
+    without it, a new study with `optuna.warm_start` starts from `plan.warm_start_points`;
     `study_tags` go on the MLflow parent run (e.g. the run a rerun reproduces).
     `study_file` may be a loaded spec (one task of a multi-task study: `tune_tasks`).
     """
@@ -175,9 +176,13 @@ def prepare(
     if spec.optuna.sampler == "grid":
         target = min(target, grid_size(plan.params))
     study.set_user_attr(keys.N_TRIALS, target)
-    if enqueue and not study.get_trials(deepcopy=False):
-        for params in enqueue:
-            study.enqueue_trial(dict(params))
+    if not study.get_trials(deepcopy=False):  # a new study: its first trials may be given
+        if enqueue:  # a rerun's trials, exactly: no warm start beside them
+            for params in enqueue:
+                study.enqueue_trial(dict(params))
+        else:
+            for params, source in warm_start_points(spec):
+                study.enqueue_trial(params, user_attrs={keys.WARM_START: source})
 
     tracker = StudyTracker(
         plan.stores.tracking_uri,

@@ -24,6 +24,7 @@ from advisor.study import (
     spec_hash,
 )
 from advisor.study.preflight import preflight
+from advisor.study.presets import encode_choice
 from advisor.study.space import Param
 from advisor.study.spec import StudySpec
 
@@ -174,3 +175,27 @@ def worker_seed(seed: int, slot: int) -> int:
     """The sampler seed of the process in `slot` of a study seeded `seed`: the seed itself for
     slot 0, then a large odd stride apart, so neighbouring seeds of other studies stay apart."""
     return (seed + slot * 2_654_435_761) % SEED_SPACE
+
+
+START = "optuna.start"
+"""The source of the study file's own starting point, as a warm-start trial records it."""
+
+
+def warm_start_points(spec: StudySpec) -> list[tuple[dict[str, Any], str]]:
+    """The starting points `tune` enqueues as the first trials of a new study when
+    `optuna.warm_start` is on, each with its source (recorded as `keys.WARM_START`).
+
+    For now the one source is the study file's own point, `optuna.start` (the spec has checked
+    that it lies in the search space, `study.spec.start_problems`); parameters it leaves out are
+    sampled by the sampler. The recommender's starting point (`recommended`) and the best points
+    of similar past studies (`study:<name>#<trial>`) plug in here later; points from those
+    sources must be fitted to this study's space before they are returned. Values are in
+    Optuna's encoding (target modules as `encode_choice` strings), as `enqueue_trial` takes them.
+    """
+    if not spec.optuna.warm_start or not spec.optuna.start:
+        return []
+    point = {
+        name: encode_choice(value) if name == "target_modules" else value
+        for name, value in spec.optuna.start.items()
+    }
+    return [(point, START)]
