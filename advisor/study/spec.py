@@ -17,7 +17,6 @@ from runners.methods import METHODS, Method
 from runners.metrics import METRICS
 
 from .layouts import DEFAULT_METRIC
-from .presets import encode_choice
 from .sections import (
     COST_OBJECTIVES,
     TASK_STUDY_PATTERN,
@@ -34,17 +33,16 @@ from .sections import (
 )
 from .space import (
     NUMERIC_PARAMS,
-    PARAM_NAMES,
     SEED_MAX,
     FloatRange,
     IntRange,
     SearchSpec,
     Section,
     choice_count,
-    is_searched,
     rule,
     shown,
 )
+from .start import start_problems
 
 SAMPLER_MULTI_OBJECTIVE = {"tpe": True, "random": True, "grid": True}
 """Which samplers can optimise two objectives (Optuna 5: all three can; pruners cannot)."""
@@ -329,63 +327,6 @@ def replay_problems(spec: StudySpec) -> list[tuple[tuple[Any, ...], str, str]]:
     return []
 
 
-def start_problems(spec: StudySpec) -> list[Problem]:
-    """optuna.start lies in the search space: each name a searched parameter, each value one of
-    its choices or inside its range. Optuna would run an enqueued value outside the space with
-    a warning, after the study was recorded; refused here, `validate` names it first."""
-    start = spec.optuna.start or {}
-    if start and spec.optuna.sampler == "grid":
-        fix = "remove optuna.start (the grid tries every point), or use sampler: tpe"
-        return [(("optuna", "start"), "the grid sampler needs no starting point", fix)]
-    searched = {n: v for n in PARAM_NAMES if is_searched(v := _searched_value(spec, n))}
-    problems: list[Problem] = []
-    for name, value in start.items():
-        space = searched.get(name)
-        if space is None:
-            what = "a fixed parameter" if name in PARAM_NAMES else "not a search parameter"
-            message = f"{name!r} is {what}: a starting point gives searched values only"
-            fix = f"remove it, or use a searched one: {', '.join(searched) or 'none'}"
-        elif _inside(space, value):
-            continue
-        else:
-            message = f"{shown(value)} is outside search.{name} ({_space_text(space)})"
-            fix = f"give optuna.start.{name} a value in search.{name}, or widen search.{name}"
-        problems.append((("optuna", "start", name), message, fix))
-    return problems
-
-
-def _searched_value(spec: StudySpec, name: str) -> Any:
-    if name == "target_modules":
-        return spec.search.target_choices()
-    value = getattr(spec.search, name)
-    if name == "replay_fraction" and value is None and spec.data and spec.data.replay:
-        return spec.data.replay.fraction
-    return value
-
-
-def _inside(space: Any, value: Any) -> bool:
-    if isinstance(space, list):  # choices: target_modules compare as Optuna stores them
-        encode = encode_choice if isinstance(space[0], (str, list)) else (lambda v: v)
-        try:
-            return encode(value) in [encode(c) for c in space]
-        except (TypeError, ValueError):
-            return False
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    if not space.low <= value <= space.high:
-        return False
-    if isinstance(space, IntRange):
-        return isinstance(value, int) and (value - space.low) % space.step == 0
-    return True
-
-
-def _space_text(space: Any) -> str:
-    if isinstance(space, list):
-        return f"choices {shown(space)}"
-    step = f", step {space.step}" if getattr(space, "step", 1) != 1 else ""
-    return f"{space.low} .. {space.high}{step}"
-
-
 def cross_field_problems(spec: StudySpec) -> list[tuple[tuple[Any, ...], str, str]]:
     """Every broken rule that spans sections, as (location, message, fix)."""
     problems: list[tuple[tuple[Any, ...], str, str]] = []
@@ -401,7 +342,7 @@ def cross_field_problems(spec: StudySpec) -> list[tuple[tuple[Any, ...], str, st
                 )
             )
     problems.extend(replay_problems(spec))
-    problems.extend(start_problems(spec))
+    problems.extend(start_problems(spec))  # optuna.start: see .start
     if spec.optuna.sampler == "grid":
         for name in NUMERIC_PARAMS:
             value = getattr(spec.search, name)

@@ -186,7 +186,7 @@ def warm_start_points(spec: StudySpec) -> list[tuple[dict[str, Any], str]]:
     `optuna.warm_start` is on, each with its source (recorded as `keys.WARM_START`).
 
     For now the one source is the study file's own point, `optuna.start` (the spec has checked
-    that it lies in the search space, `study.spec.start_problems`); parameters it leaves out are
+    that it lies in the search space, `study.start.start_problems`); parameters it leaves out are
     sampled by the sampler. The recommender's starting point (`recommended`) and the best points
     of similar past studies (`study:<name>#<trial>`) plug in here later; points from those
     sources must be fitted to this study's space before they are returned. Values are in
