@@ -3,7 +3,9 @@ that crashes on purpose."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 
 def write_tiny_study(tmp_path: Path, model: Path, name: str, **overrides) -> Path:
@@ -214,3 +216,13 @@ def write_dirty(folder: Path) -> Path:
     from runners.testing import write_jsonl
 
     return write_jsonl(folder / "dirty.jsonl", DIRTY)
+
+
+def load_script(path: Path) -> ModuleType:
+    """A data generator script (studies/data/make_*.py) imported from its file: the scripts are
+    run by hand and by `make`, not installed, so the tests load them by path."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
+
+from support import load_script
 
 DATA = Path(__file__).resolve().parents[2] / "studies" / "data"
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("make_demo_data", DATA / "make_demo_data.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+    return load_script(DATA / "make_demo_data.py")
 
 
 def _records(name: str) -> list[dict]:

@@ -7,13 +7,13 @@ the tiny Llama in place of SmolLM2 (about 5 s a study on 2 CPU cores).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
 import yaml
+from support import load_script
 
 from advisor.study import load_study, representative_parameters, resolve_trial_config
 from runners.layouts import Conversation, Document, read_examples
@@ -43,11 +43,7 @@ COLUMNAR = (".parquet", ".arrow")
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("make_layout_data", DATA / "make_layout_data.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+    return load_script(DATA / "make_layout_data.py")
 
 
 def _files(path: Path) -> list[Path]:
