@@ -13,11 +13,12 @@ toward what the alike ones found. A study's weight is the product of four likene
 - data: 1 on the same training data (same SHA-256), 0.5 on other data or when --train was not
   given: a study of another task weighs half as much as one of the same task.
 
-A study moves the start only when its best trial beat its untuned baseline (a gain > 0) and
-its weight is at least `MIN_WEIGHT`. Each movable value (`learning_rate` and `r`, in log space)
-moves toward the weighted geometric mean of the studies' best values by the largest weight: a
-study on the same model, method and data moves it all the way; a distant one barely. The rank
-lands on a power of two, and lora_alpha keeps its ratio to it.
+A study moves the start only when its best trial did not do worse than its untuned baseline
+(gain >= 0: a tie on the metric still says which values trained best, the stores break it on
+eval loss) and its weight is at least `MIN_WEIGHT`. Each movable value (`learning_rate` and
+`r`, in log space) moves toward the weighted geometric mean of the studies' best values by
+the largest weight: a study on the same model, method and data moves it all the way; a
+distant one barely. The rank lands on a power of two, and lora_alpha keeps its ratio to it.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class PastStudy:
     baseline_score: float | None = None
     gain: float | None = None
     """The best score's improvement over the untuned baseline, in the metric's direction."""
+    eval_loss: float | None = None
+    """The best trial's eval loss (what breaks a tie on the metric)."""
     examples: int | None = None
     data_hash: str | None = None
     """SHA-256 of the training file (`advisor.data_hash.train` on the study's parent run)."""
@@ -134,6 +137,7 @@ def _found(past: PastStudy) -> dict[str, Any]:
         "best_params": past.best_params,
         "best_score": past.best_score,
         "gain": past.gain,
+        "eval_loss": past.eval_loss,
         "cost_usd": past.cost_usd,
         "wall_seconds": past.wall_seconds,
         "examples": past.examples,
@@ -172,8 +176,8 @@ def apply_evidence(
         if weight < MIN_WEIGHT:
             entry.contributed.append(f"nothing: similarity {weight:g} < {MIN_WEIGHT:g}")
             continue
-        if past.gain is not None and past.gain <= 0:
-            entry.contributed.append("nothing: its best trial did not beat the baseline")
+        if past.gain is not None and past.gain < 0:
+            entry.contributed.append("nothing: its best trial did worse than the baseline")
             continue
         for key in MOVABLE:
             value = _movable(past.best_params.get(key))
@@ -194,7 +198,9 @@ def apply_evidence(
             continue
         moved[key] = value
         weight, best, lead = max(found, key=lambda f: f[0])
-        gain = "" if lead.gain is None else f" (gain {lead.gain:+.3g})"
+        figures = [f"gain {lead.gain:+.3g}"] if lead.gain is not None else []
+        figures += [f"eval loss {lead.eval_loss:.3g}"] if lead.eval_loss is not None else []
+        gain = f" ({', '.join(figures)})" if figures else ""
         reasons.append(
             f"moved {key} {_show(key, start)} -> {_show(key, value)}: study {lead.name}'s best "
             f"trial {lead.best_trial}{gain} used {_show(key, best)} (similarity {weight:g}"

@@ -67,7 +67,7 @@ def test_full_fine_tuning_does_not_move_a_lora_start_and_says_so():
 def test_a_study_that_did_not_beat_its_baseline_moves_nothing():
     moved, _, used = apply_evidence(START, [past(gain=-0.1)], SAME)
     assert moved == START
-    assert used[0].contributed == ["nothing: its best trial did not beat the baseline"]
+    assert used[0].contributed == ["nothing: its best trial did worse than the baseline"]
 
 
 def test_the_rank_lands_on_a_power_of_two_and_alpha_keeps_its_ratio():
@@ -90,3 +90,10 @@ def test_recommend_lists_the_evidence_and_moves_its_reasons_and_values():
     why = learnt.hyperparameter_reasons["learning_rate"]
     assert why["value"] == 1e-3 and "study demo" in why["evidence"]
     assert learnt.to_dict()["evidence"][0]["name"] == "demo"
+
+
+def test_a_tie_with_the_baseline_still_says_which_values_trained_best():
+    tied = past(best_score=0.3, gain=0.0, eval_loss=1.25)
+    moved, reasons, _ = apply_evidence(START, [tied], SAME)
+    assert moved["learning_rate"] == 1e-3
+    assert "(gain +0, eval loss 1.25)" in reasons[0]
