@@ -13,6 +13,7 @@ import typer
 
 from advisor.cli._common import console, print_json, user_errors
 from advisor.errors import AdvisorInputError
+from advisor.provenance import file_sha256
 from runners.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -128,7 +129,6 @@ def _evidence(option: str | None, train: Path | None) -> tuple[list[Any], str | 
         return [], None
     if option is None and not (Path.cwd() / "mlruns" / "optuna.db").is_file():
         return [], None
-    from advisor.provenance import file_sha256  # lazy: hashlib, only with a store to read
     from advisor.stores.evidence import (  # lazy: Optuna and MLflow, only with a store to read
         read_studies,
         stores_folder,
