@@ -13,6 +13,7 @@ import typer
 
 from advisor.cli._common import console, print_json, user_errors
 from advisor.errors import AdvisorInputError
+from advisor.provenance import file_sha256
 from runners.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,12 +88,54 @@ def render_recommendation(rec: Any) -> None:
             console.print(
                 f"  - {lever['change']}: {lever['memory_gb']:.2f} GB ({fits})", highlight=False
             )
+    render_evidence(rec.evidence)
     if rec.hyperparameters:
         console.print("[bold]Starting hyperparameters[/] (value: why; source):")
         for key, value in rec.hyperparameters.items():
             why = rec.hyperparameter_reasons.get(key)
             said = f" -- {why['reason']}" if why else ""  # the sources: --json
+            if why and why.get("evidence"):  # a past study moved it off the rule's value
+                said = f" -- {why['evidence']}; the rule:{said[3:]}"
             console.print(f"  {key}: {value}{said}", highlight=False, markup=False)
+
+
+def render_evidence(evidence: list[dict[str, Any]]) -> None:
+    """The finished studies weighed: what each found, how alike it is, and what it moved."""
+    if not evidence:
+        return
+    console.print("[bold]Evidence[/] (finished studies, most alike first):")
+    for used in sorted(evidence, key=lambda u: -u["similarity"]):
+        found = used["found"]
+        figures = [f"best trial {found['best_trial']}: {found['metric']} {found['best_score']:.3g}"]
+        if found["gain"] is not None:
+            figures.append(f"gain {found['gain']:+.3g}")
+        if found["cost_usd"] is not None:
+            figures.append(f"${found['cost_usd']:.3g}")
+        figures += [f"{k} {v:.3g}" for k, v in found.get("forgetting", {}).items()]
+        params = ", ".join(f"{k}={v}" for k, v in found["best_params"].items())
+        line = (
+            f"  - {used['name']} ({found['method']} on {found['model']}, similarity "
+            f"{used['similarity']:g}): {'; '.join(figures)}; {params}; moved: "
+            + ", ".join(used["contributed"])
+        )
+        console.print(line, highlight=False, markup=False)
+
+
+def _evidence(option: str | None, train: Path | None) -> tuple[list[Any], str | None]:
+    """The finished studies `--evidence` names (by default ./mlruns when it holds a study
+    store; `none`: no studies) and the SHA-256 of --train, which tells the same task's studies
+    from other tasks'. Without a store nothing heavy is imported: recommend stays light."""
+    if option is not None and option.strip().lower() == "none":
+        return [], None
+    if option is None and not (Path.cwd() / "mlruns" / "optuna.db").is_file():
+        return [], None
+    from advisor.stores.evidence import (  # lazy: Optuna and MLflow, only with a store to read
+        read_studies,
+        stores_folder,
+    )
+
+    folder = stores_folder(Path(option) if option is not None else Path.cwd())
+    return read_studies(folder), file_sha256(train) if train is not None else None
 
 
 def recommend_command(
@@ -139,6 +182,13 @@ def recommend_command(
         None, "--budget-usd", help="Training budget in USD; costlier methods are demoted."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    evidence: str | None = typer.Option(
+        None,
+        "--evidence",
+        help="Finished studies to learn from: a folder holding mlruns/ (or an mlruns folder); "
+        "default ./mlruns when it exists; none to ignore past studies. Alike studies move the "
+        "starting point toward their best trials, those on the same --train data the most.",
+    ),
     write_study: Path | None = typer.Option(
         None,
         "--write-study",
@@ -241,7 +291,10 @@ def recommend_command(
     completion = None  # the loss's tokens per example, which size the rank; words -> tokens
     if data is not None and data.completion_mean > 0:
         completion = data.completion_mean * (WORD_TOKENS if data.unit == "words" else 1)
-    rec = recommend(traits, completion_per_example=completion)
+    studies, data_hash = _evidence(evidence, train)
+    rec = recommend(
+        traits, completion_per_example=completion, evidence=studies, data_hash=data_hash
+    )
     written = None
     if write_study is not None:
         from advisor.study.writer import (  # lazy: pydantic, kept off `advisor --help`

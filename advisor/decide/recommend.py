@@ -6,13 +6,15 @@ method fit), derive the facts the rules read, add up the scores of `advisor.deci
 demote what does not fit `--vram` x `--gpus` with the headroom of `advisor.decide.fit` kept or
 exceeds `--budget-usd`, let `--priority cost|speed` weigh the estimates (`priorities`), rank,
 then assemble the plan, the starting hyperparameters with their reasons and sources
-(`hyperparams`) and the chosen method's fit with its levers. Memory is compared with the sum of
+(`hyperparams`), moved toward what alike finished studies found when the stores gave some
+(`evidence`), and the chosen method's fit with its levers. Memory is compared with the sum of
 all GPUs' memory: full fine-tuning is assumed sharded (ZeRO-3/FSDP), adapters split the frozen
 base across devices.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +26,7 @@ from .estimate import (
     estimate_memory,
     estimate_time,
 )
+from .evidence import PastStudy, Question, apply_evidence
 from .fit import Fit, check_fit, fits, gpus_needed, usable_gb
 from .hyperparams import epochs_for, lora_capacity, starting_point
 from .rules import LARGE_DATA, PRIORS, RULES, TIE_ORDER
@@ -95,6 +98,8 @@ class Recommendation:
     """Per key of `hyperparameters`: its value, reason, source and the rule's id."""
     fit: dict[str, Any] | None = None
     """The method's memory against the GPUs with the headroom kept, and levers near the edge."""
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    """The finished studies weighed (`evidence.Used`): similarity, what they found and moved."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,11 +138,19 @@ def _resolve(traits: Traits) -> ModelShape | None:
     return resolve_model(traits.model)
 
 
-def recommend(traits: Traits, *, completion_per_example: float | None = None) -> Recommendation:
+def recommend(
+    traits: Traits,
+    *,
+    completion_per_example: float | None = None,
+    evidence: Sequence[PastStudy] = (),
+    data_hash: str | None = None,
+) -> Recommendation:
     """Rank all eight methods for these traits and explain the choice.
 
     `completion_per_example`: the mean completion (loss) tokens per example, when the data was
-    read (`--train`); the rank is sized to cover them (`hyperparams.capacity_rank`)."""
+    read (`--train`); the rank is sized to cover them (`hyperparams.capacity_rank`).
+    `evidence`: finished studies (the stores read them); the starting point moves toward the
+    best trials of the alike ones, those on the training data `data_hash` weighing most."""
     shape = _resolve(traits)
     r, covers = lora_capacity(shape, traits, completion_per_example) if shape else (16, True)
     memory = {m: _memory(shape, m, traits, r, "all_linear") for m in METHODS} if shape else None
@@ -193,6 +206,15 @@ def recommend(traits: Traits, *, completion_per_example: float | None = None) ->
         if shape is not None and method in METHODS
         else ({}, {})
     )
+    used: list[dict[str, Any]] = []
+    if evidence and hyperparameters and shape is not None:
+        question = Question(traits.model, shape.num_params, method, traits.examples, data_hash)
+        hyperparameters, moves, weighed = apply_evidence(hyperparameters, list(evidence), question)
+        fired += moves
+        used = [u.to_dict() for u in weighed]
+        for key, value in hyperparameters.items():
+            if key in why and why[key]["value"] != value:
+                why[key] = {**why[key], "value": value, "evidence": _move_of(key, moves)}
     fit = _fit(shape, method, hyperparameters, traits, r, best.gradient_checkpointing)
     if fit is not None:
         fired.append(fit.summary)
@@ -209,7 +231,13 @@ def recommend(traits: Traits, *, completion_per_example: float | None = None) ->
         what_would_fit=_what_would_fit(shape, traits, memory) if fits_nowhere else [],
         hyperparameter_reasons=why,
         fit=fit.to_dict() if fit else None,
+        evidence=used,
     )
+
+
+def _move_of(key: str, moves: list[str]) -> str | None:
+    """The reason that moved `key` (it starts `moved KEY `)."""
+    return next((m for m in moves if m.startswith(f"moved {key} ")), None)
 
 
 def _fit(
