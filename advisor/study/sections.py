@@ -336,6 +336,11 @@ class OptunaSpec(Section):
         "parameters inside their ranges, e.g. {learning_rate: 3e-4, target_modules: "
         "all_linear}; parameters left out are sampled.",
     )
+    start_source: Literal["recommended"] | None = Field(
+        None,
+        description="Who chose optuna.start, as its trial is marked: recommended (written by "
+        "`advisor recommend --write-study`); left out: the study file's own (optuna.start).",
+    )
 
     @model_validator(mode="after")
     def _start_needs_warm_start(self) -> OptunaSpec:
@@ -345,13 +350,22 @@ class OptunaSpec(Section):
                 "tried",
                 "set optuna.warm_start: true, or remove optuna.start",
             )
+        if self.start_source is not None and self.start is None:
+            raise rule(
+                "optuna.start_source is set but there is no optuna.start: it names who chose "
+                "the starting point",
+                "remove optuna.start_source, or give optuna.start",
+            )
         return self
 
     @model_serializer(mode="wrap")
     def _without_new_defaults(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """warm_start and start are left out at their defaults, so a study recorded before they
-        existed keeps its spec hash and is continued, not refused as changed."""
+        """warm_start, start and start_source are left out at their defaults, so a study
+        recorded before they existed keeps its spec hash and is continued, not refused as
+        changed."""
         out = dump(self)
+        if self.start_source is None:
+            out.pop("start_source", None)
         if not self.warm_start and self.start is None:
             out.pop("warm_start", None)
             out.pop("start", None)

@@ -1,8 +1,17 @@
-"""`optuna.start`: a warm-start point must lie in the study's search space.
+"""Warm-start points and the study's search space.
 
-Optuna runs an enqueued value outside the space with only a warning, after the study has been
-recorded; so the point is checked with the study file's other cross-section rules, and
-`validate` names a bad value at its line before anything is stored.
+`optuna.start`, the study file's own point, must lie in the space: Optuna runs an enqueued value
+outside it with only a warning, after the study has been recorded; so the point is checked with
+the study file's other cross-section rules, and `validate` names a bad value at its line before
+anything is stored.
+
+Points from elsewhere are fitted instead of refused, since the user did not write them: the
+recommender's point keeps only the values that lie inside the space it was written with
+(`inside`), and a past study's best point is moved into this study's space (`fitted`).
+
+The grid sampler takes no warm start: the grid tries every point of its space anyway, and
+Optuna's GridSampler does not count an enqueued trial as one of its grid points, so the point
+would be trained twice. `warm_start: true` with `sampler: grid` is refused with that reason.
 """
 
 from __future__ import annotations
@@ -22,10 +31,15 @@ def start_problems(spec: Any) -> list[Problem]:
     its choices or inside its range. Optuna would run an enqueued value outside the space with
     a warning, after the study was recorded; refused here, `validate` names it first."""
     start = spec.optuna.start or {}
-    if start and spec.optuna.sampler == "grid":
-        fix = "remove optuna.start (the grid tries every point), or use sampler: tpe"
-        return [(("optuna", "start"), "the grid sampler needs no starting point", fix)]
-    searched = {n: v for n in PARAM_NAMES if is_searched(v := _searched_value(spec, n))}
+    if spec.optuna.warm_start and spec.optuna.sampler == "grid":
+        where = ("optuna", "start") if start else ("optuna", "warm_start")
+        message = (
+            "the grid sampler needs no starting point: it tries every point of the space, and "
+            "an enqueued one would be trained twice"
+        )
+        fix = "remove optuna.start and optuna.warm_start (the grid tries every point), or use "
+        return [(where, message, fix + "sampler: tpe")]
+    searched = searched_space(spec.search, _replay_fraction(spec))
     problems: list[Problem] = []
     for name, value in start.items():
         space = searched.get(name)
@@ -42,13 +56,57 @@ def start_problems(spec: Any) -> list[Problem]:
     return problems
 
 
-def _searched_value(spec: Any, name: str) -> Any:
-    if name == "target_modules":
-        return spec.search.target_choices()
-    value = getattr(spec.search, name)
-    if name == "replay_fraction" and value is None and spec.data and spec.data.replay:
-        return spec.data.replay.fraction
-    return value
+def searched_space(search: Any, replay_fraction: float | None = None) -> dict[str, Any]:
+    """The searched parameters of a `SearchSpec` -> their space (a range or a list of choices);
+    `replay_fraction` is data.replay's, which search.replay_fraction replaces when given."""
+    space = {}
+    for name in PARAM_NAMES:
+        value = search.target_choices() if name == "target_modules" else getattr(search, name)
+        if name == "replay_fraction" and value is None:
+            value = replay_fraction
+        if is_searched(value):
+            space[name] = value
+    return space
+
+
+def inside(space: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+    """The values of `point` that lie in `space` (searched, and a choice or inside the range);
+    what the recommender's point keeps in the study written around it."""
+    return {n: v for n, v in point.items() if n in space and _inside(space[n], v)}
+
+
+def fitted(space: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+    """`point` moved into `space`, for a past study's best point: a number outside a range is
+    clipped to its nearer end (and onto an int range's step), since the evidence points that
+    way and the edge is the nearest point it allows; a value that is not one of the choices,
+    and a parameter this study does not search, are dropped and left to the sampler (a choice
+    list has no "nearest" module set, and a fixed parameter is not Optuna's to set)."""
+    out: dict[str, Any] = {}
+    for name, value in point.items():
+        space_of = space.get(name)
+        if space_of is None:
+            continue
+        if _inside(space_of, value):
+            out[name] = value
+        elif not isinstance(space_of, list) and _number(value):
+            out[name] = _clip(space_of, value)
+    return out
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _clip(space: Any, value: float) -> int | float:
+    clipped = min(max(value, space.low), space.high)
+    if isinstance(space, IntRange):
+        top = space.low + (space.high - space.low) // space.step * space.step  # last on-step
+        return min(space.low + round((clipped - space.low) / space.step) * space.step, top)
+    return clipped
+
+
+def _replay_fraction(spec: Any) -> float | None:
+    return spec.data.replay.fraction if spec.data and spec.data.replay else None
 
 
 def _inside(space: Any, value: Any) -> bool:

@@ -3,7 +3,13 @@
 The recommender suggests one starting point (r, alpha, target modules, learning rate); the study
 searches around it — half and double the rank, alpha = r and 2r, the suggested modules against all
 linear layers, a learning-rate range of 9x around the suggestion — so the first study a team runs
-already tests the blog-post defaults against their neighbours.
+already tests the blog-post defaults against their neighbours. The study starts from that point:
+`optuna: {warm_start: true, start: ..., start_source: recommended}` holds the recommended values
+that lie in the written space (only the searched ones; `study.start.inside`), so `tune` runs
+it as the first trial, marked `recommended`, before the sampler takes over. The source is a
+field, not a YAML comment, because the trial's mark is read from the study file. The micro-batch
+and gradient accumulation the recommender chose to fit the card are the study's train settings;
+its `use_rslora` is not written: the study schema has no field for it yet.
 
 The data decide what is trained and scored: the layout `advisor recommend` read from --train is
 written as `data.format`; conversations and pairs are scored by the task metric (rouge_l unless
@@ -36,7 +42,12 @@ from runners.methods.targets import TARGET_MODULE_PRESETS
 
 from .loading import load_study
 from .sections import known_model_presets
+from .space import SearchSpec
+from .start import inside, searched_space
 
+ALL_LINEAR = list(TARGET_MODULE_PRESETS["all_linear"])
+"""Target modules when the recommendation names none: all linear layers, as the evidence says
+(attention-only LoRA underperforms; `decide.hyperparams`)."""
 CHAT_METRIC = "rouge_l"
 CORPUS_METRIC = "perplexity"
 
@@ -122,9 +133,10 @@ def study_for_recommendation(
     lr = float(hp.get("learning_rate", 2e-4))
     traits = recommendation.traits
     examples = int(traits.get("examples", 1000))
-    batch = 4
+    batch = int(hp.get("batch_size", 4))
+    accumulation = int(hp.get("gradient_accumulation_steps", 1))
     epochs = float(hp.get("epochs", 1))
-    steps = max(20, min(2000, round(examples * epochs / batch)))
+    steps = max(20, min(2000, round(examples * epochs / (batch * accumulation))))
     low, high = float(f"{lr / 3:.2g}"), float(f"{lr * 3:.2g}")
     search: dict[str, Any] = {"learning_rate": {"low": low, "high": high, "log": True}}
     if method != "full":
@@ -132,7 +144,7 @@ def study_for_recommendation(
         search.update(
             r=_neighbours(r),
             alpha_ratio=[1, 2],
-            target_modules=_target_choices(list(hp.get("target_modules", ["q_proj", "v_proj"]))),
+            target_modules=_target_choices(list(hp.get("target_modules", ALL_LINEAR))),
             lora_dropout=0.05,
         )
     corpus = layout is not None and LAYOUTS[layout].kind == "text"
@@ -157,12 +169,38 @@ def study_for_recommendation(
         "train": {
             "max_steps": steps,
             "batch_size": batch,
+            "gradient_accumulation_steps": accumulation,
             "max_seq_length": int(traits.get("seq_len", 512)),
             "eval_steps": max(10, steps // 5),
         },
-        "optuna": {"sampler": "tpe", "pruner": "median", "n_trials": n_trials},
+        "optuna": {
+            "sampler": "tpe",
+            "pruner": "median",
+            "n_trials": n_trials,
+            **_warm_start(search, hp),
+        },
         "objectives": ["metric"],
     }
+
+
+def _warm_start(search: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
+    """`optuna`'s warm start from the recommended point: its values that lie in the written
+    space (`study.start.inside`: a searched parameter, a choice or inside the range), target
+    modules as the preset the space names. The alpha ratio is lora_alpha / r, in the space only
+    with plain alpha/r scaling (rsLoRA's alpha = 2 sqrt(r) is a ratio below 1)."""
+    point: dict[str, Any] = {"learning_rate": hp.get("learning_rate"), "r": hp.get("r")}
+    if hp.get("r") and hp.get("lora_alpha"):
+        ratio = hp["lora_alpha"] / hp["r"]
+        point["alpha_ratio"] = int(ratio) if float(ratio).is_integer() else ratio
+    if "target_modules" in hp:
+        modules = sorted(hp["target_modules"])
+        named = [n for n, m in TARGET_MODULE_PRESETS.items() if sorted(m) == modules]
+        point["target_modules"] = named[0] if named else list(hp["target_modules"])
+    space = searched_space(SearchSpec.model_validate(search))
+    start = inside(space, {name: value for name, value in point.items() if value is not None})
+    if not start:
+        return {"warm_start": True}
+    return {"warm_start": True, "start": start, "start_source": "recommended"}
 
 
 def _portable(path: str, study_dir: Path) -> str:

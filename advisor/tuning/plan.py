@@ -8,6 +8,7 @@ which prepares a study for workers) all start from one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from advisor.study.preflight import preflight
 from advisor.study.presets import encode_choice
 from advisor.study.space import Param
 from advisor.study.spec import StudySpec
+from advisor.study.start import fitted, searched_space
 
 from .process import TrialLimits
 
@@ -179,23 +181,41 @@ def worker_seed(seed: int, slot: int) -> int:
 
 START = "optuna.start"
 """The source of the study file's own starting point, as a warm-start trial records it."""
+RECOMMENDED = "recommended"
+"""The source of a point `advisor recommend --write-study` wrote (`optuna.start_source`)."""
 
 
-def warm_start_points(spec: StudySpec) -> list[tuple[dict[str, Any], str]]:
+def warm_start_points(
+    spec: StudySpec, past: Iterable[tuple[Mapping[str, Any], str]] = ()
+) -> list[tuple[dict[str, Any], str]]:
     """The starting points `tune` enqueues as the first trials of a new study when
     `optuna.warm_start` is on, each with its source (recorded as `keys.WARM_START`).
 
-    For now the one source is the study file's own point, `optuna.start` (the spec has checked
-    that it lies in the search space, `study.start.start_problems`); parameters it leaves out are
-    sampled by the sampler. The recommender's starting point (`recommended`) and the best points
-    of similar past studies (`study:<name>#<trial>`) plug in here later; points from those
-    sources must be fitted to this study's space before they are returned. Values are in
-    Optuna's encoding (target modules as `encode_choice` strings), as `enqueue_trial` takes them.
+    First the study file's point, `optuna.start`, marked with `optuna.start_source`
+    (`recommended` when `advisor recommend --write-study` wrote it, else `optuna.start`); the
+    spec has checked that it lies in the search space (`study.start.start_problems`). Then
+    `past`: the best points of similar past studies, each with its source
+    (`study:<name>#<trial>`), as the caller found them in the tracking store (the stores'
+    evidence reader; `tune` passes none yet). They were searched in another space, so each is fitted
+    to this one (`study.start.fitted`: numbers clipped into ranges, other values dropped); a
+    point left empty or equal to an earlier one is skipped. Parameters a point leaves out are
+    sampled. The grid sampler takes no warm start (refused by the spec: the grid tries every
+    point). Values are in Optuna's encoding (target modules as `encode_choice` strings), as
+    `enqueue_trial` takes them.
     """
-    if not spec.optuna.warm_start or not spec.optuna.start:
+    if not spec.optuna.warm_start:
         return []
-    point = {
-        name: encode_choice(value) if name == "target_modules" else value
-        for name, value in spec.optuna.start.items()
-    }
-    return [(point, START)]
+    points: list[tuple[dict[str, Any], str]] = []
+    if spec.optuna.start:
+        points.append((dict(spec.optuna.start), spec.optuna.start_source or START))
+    space = searched_space(spec.search, spec.data.replay.fraction if spec.data.replay else None)
+    points.extend((fitted(space, dict(point)), source) for point, source in past)
+    out: list[tuple[dict[str, Any], str]] = []
+    for point, source in points:
+        encoded = {
+            name: encode_choice(value) if name == "target_modules" else value
+            for name, value in point.items()
+        }
+        if encoded and all(encoded != seen for seen, _ in out):
+            out.append((encoded, source))
+    return out
