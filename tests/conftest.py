@@ -30,6 +30,14 @@ def _no_repo_mlruns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////nonexistent-dir/refuse.db")
 
 
+@pytest.fixture(autouse=True)
+def _no_evidence_from_the_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`advisor recommend` learns from ./mlruns by default: after `make demo` the checkout's
+    own mlruns/ would move every recommendation a test asserts. Tests of the learning loop
+    delete this and give their store explicitly (or chdir to it)."""
+    monkeypatch.setenv("ADVISOR_EVIDENCE", "none")
+
+
 # -- PostgreSQL: a real server for the many-workers tests (see tests/postgres.py) -------------
 @pytest.fixture(scope="session")
 def postgres_server():

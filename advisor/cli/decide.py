@@ -185,6 +185,7 @@ def recommend_command(
     evidence: str | None = typer.Option(
         None,
         "--evidence",
+        envvar="ADVISOR_EVIDENCE",
         help="Finished studies to learn from: a folder holding mlruns/ (or an mlruns folder); "
         "default ./mlruns when it exists; none to ignore past studies. Alike studies move the "
         "starting point toward their best trials, those on the same --train data the most.",

@@ -36,6 +36,9 @@ OTHER_DATA = 0.5
 """Weight of a study on other training data (or when the current data is unknown)."""
 LORA_FAMILY = 0.7
 UNKNOWN_SIZE = 0.5
+MAX_PAST_POINTS = 3
+"""Past studies' best points a warm start enqueues at most (after the recommended point): the
+sampler then has the rest of the budget."""
 MOVABLE = ("learning_rate", "r")
 """Starting values a study's best trial moves; lora_alpha follows r (its ratio kept)."""
 
@@ -222,4 +225,30 @@ def apply_evidence(
     return moved, reasons, used
 
 
-__all__ = ["PastStudy", "Question", "Used", "apply_evidence", "likeness"]
+def past_points(
+    studies: list[PastStudy],
+    question: Question,
+    *,
+    exclude: str | None = None,
+    limit: int = MAX_PAST_POINTS,
+) -> list[tuple[dict[str, Any], str]]:
+    """The best points of the studies alike enough to move a start (weight >= `MIN_WEIGHT`,
+    no worse than their baseline), most alike first, each with its source
+    `study:<name>#<trial>`: what `tune` enqueues after the recommended point when
+    `optuna.warm_start` is on. `exclude` is the study being started (a study is not its own
+    evidence). The points are in the past study's space; the tuner fits them to its own."""
+    weighed = []
+    for past in studies:
+        if past.name == exclude or (past.gain is not None and past.gain < 0):
+            continue
+        weight = math.prod(likeness(past, question).values())
+        if weight >= MIN_WEIGHT and past.best_params:
+            weighed.append((weight, past))
+    weighed.sort(key=lambda item: (-item[0], item[1].name))
+    return [
+        (dict(past.best_params), f"study:{past.name}#{past.best_trial}")
+        for _, past in weighed[:limit]
+    ]
+
+
+__all__ = ["PastStudy", "Question", "Used", "apply_evidence", "likeness", "past_points"]

@@ -29,7 +29,7 @@ from advisor.errors import AdvisorInputError
 
 from . import keys
 from .storage import load_study, make_storage
-from .tracker import _quiet_mlflow
+from .tracker import quiet_mlflow
 
 OPTUNA_DB = "optuna.db"
 MLFLOW_DB = "mlflow.db"
@@ -62,7 +62,22 @@ def read_studies(folder: Path) -> list[PastStudy]:
             where="--evidence",
             fix=f"{error.fix}; or --evidence none to recommend without past studies",
         ) from None
-    tracking = _client(folder)
+    tracking = None
+    if (folder / MLFLOW_DB).is_file():  # without it Optuna alone still says much
+        tracking = f"sqlite:///{(folder / MLFLOW_DB).resolve()}"
+    return studies_in(storage, tracking)
+
+
+def studies_in(storage: Any, tracking_uri: str | None) -> list[PastStudy]:
+    """Every study in an open Optuna `storage` that advisor recorded and that has a complete
+    trial, oldest first, with what the MLflow store at `tracking_uri` (None: none) adds.
+
+    `tune` reads its own stores this way (any backend: an embedded folder or PostgreSQL with an
+    MLflow server) for the points a warm start takes from similar past studies."""
+    tracking = None
+    if tracking_uri is not None:
+        quiet_mlflow()
+        tracking = MlflowClient(tracking_uri)
     found = []
     for frozen in sorted(storage.get_all_studies()):  # FrozenStudy orders by id: oldest first
         content = frozen.user_attrs.get(keys.SPEC_CONTENT)
@@ -74,14 +89,6 @@ def read_studies(folder: Path) -> list[PastStudy]:
             if past is not None:
                 found.append(past)
     return found
-
-
-def _client(folder: Path) -> MlflowClient | None:
-    """The folder's MLflow store, or None when there is none (Optuna alone still says much)."""
-    if not (folder / MLFLOW_DB).is_file():
-        return None
-    _quiet_mlflow()
-    return MlflowClient(f"sqlite:///{(folder / MLFLOW_DB).resolve()}")
 
 
 def _run(client: MlflowClient | None, run_id: Any) -> Any:
@@ -162,4 +169,4 @@ def _num_params(model: str) -> int | None:
         return None
 
 
-__all__ = ["read_studies", "stores_folder"]
+__all__ = ["read_studies", "stores_folder", "studies_in"]

@@ -46,7 +46,7 @@ from .system_metrics import system_metrics
 _MAX_PARAM = 6000
 
 
-def _quiet_mlflow() -> None:
+def quiet_mlflow() -> None:
     # MLflow prints alembic migrations and a banner per new SQLite store: noise for a CLI.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # With a tracking server MLflow writes "View run ... at: URL" to stdout when a run ends,
@@ -82,7 +82,7 @@ class StudyTracker:
         system_metrics_s: float = 0.0,
     ) -> None:
         """`system_metrics_s`: seconds between system samples on trial runs (0: none)."""
-        _quiet_mlflow()
+        quiet_mlflow()
         self.system_metrics_s = system_metrics_s
         self.tracking_uri = tracking_uri
         # MLflow creates (and migrates) an embedded store when its client is made: one process
@@ -436,7 +436,7 @@ class StudyTracker:
 
 def run_tags(tracking_uri: str, run_id: str) -> dict[str, str] | None:
     """The tags of MLflow run `run_id`, or None when the store has no such run."""
-    _quiet_mlflow()
+    quiet_mlflow()
     try:
         with creating(tracking_uri):
             client = MlflowClient(tracking_uri)

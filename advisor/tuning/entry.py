@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from advisor.decide.evidence import Question, past_points
+from advisor.decide.shapes import resolve_model
 from advisor.errors import AdvisorInputError
 from advisor.provenance import git_commit, package_versions
 from advisor.redact import redact_url
@@ -30,6 +32,7 @@ from advisor.stores import keys
 from advisor.stores.coordination import ask_lock, worker_id
 from advisor.stores.creation import check_stores
 from advisor.stores.creation import exists as store_exists
+from advisor.stores.evidence import studies_in
 from advisor.stores.locations import check_tracking_reachable
 from advisor.stores.records import task_markers
 from advisor.stores.sampling import grid_size
@@ -181,7 +184,8 @@ def prepare(
             for params in enqueue:
                 study.enqueue_trial(dict(params))
         else:
-            for params, source in warm_start_points(spec):
+            past = _past_points(plan, data_report) if spec.optuna.warm_start else []
+            for params, source in warm_start_points(spec, past=past):
                 study.enqueue_trial(params, user_attrs={keys.WARM_START: source})
 
     tracker = StudyTracker(
@@ -212,6 +216,31 @@ def prepare(
         study.set_user_attr(key, value)
     study.set_user_attr(keys.PARENT_RUN, tracker.parent_run_id)  # last: workers wait for it
     return study, tracker
+
+
+def _past_points(plan: StudyPlan, data_report: Any) -> list[tuple[dict[str, Any], str]]:
+    """The best points of similar studies already in this study's stores (the evidence reader
+    `advisor recommend` uses, weighed the same way: same model, method, data size and data
+    weigh most), for the warm start after the study file's own point. A store that cannot be
+    read for evidence starts the study without it (said on stderr), never stops it."""
+    spec = plan.spec
+    try:
+        tracking = plan.stores.tracking_uri if store_exists(plan.stores.tracking_uri) else None
+        studies = studies_in(plan.storage(), tracking)
+    except Exception as error:  # evidence is advice: the study runs without it
+        print(f"advisor: warm start without past studies ({error})", file=sys.stderr)
+        return []
+    if not studies:
+        return []
+    try:
+        num_params = resolve_model(spec.model.source).num_params
+    except (AdvisorInputError, OSError, ValueError, KeyError):
+        num_params = None
+    train_rows = data_report.files[0].rows if data_report is not None and data_report.files else 0
+    question = Question(
+        spec.model.source, num_params, plan.method, train_rows, plan.data_hashes.get("train")
+    )
+    return past_points(studies, question, exclude=spec.name)
 
 
 def tune_tasks(study_file: str | Path, **options: Any) -> TaskSummaries:

@@ -195,8 +195,9 @@ def warm_start_points(
     (`recommended` when `advisor recommend --write-study` wrote it, else `optuna.start`); the
     spec has checked that it lies in the search space (`study.start.start_problems`). Then
     `past`: the best points of similar past studies, each with its source
-    (`study:<name>#<trial>`), as the caller found them in the tracking store (the stores'
-    evidence reader; `tune` passes none yet). They were searched in another space, so each is fitted
+    (`study:<name>#<trial>`), as `tune` found them in its own stores (read by
+    `stores.evidence.studies_in`, weighed by `decide.evidence.past_points`). They were searched
+    in another space, so each is fitted
     to this one (`study.start.fitted`: numbers clipped into ranges, other values dropped); a
     point left empty or equal to an earlier one is skipped. Parameters a point leaves out are
     sampled. The grid sampler takes no warm start (refused by the spec: the grid tries every

@@ -17,6 +17,12 @@ from advisor.cli import app
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _evidence_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the default store (./mlruns), which tests/conftest.py turns off."""
+    monkeypatch.delenv("ADVISOR_EVIDENCE", raising=False)
+
+
 def _recommend(where: Path, *args: str) -> dict:
     """`advisor recommend ... --json` run in the folder `where` (the default store is ./mlruns)."""
     old = Path.cwd()
@@ -30,7 +36,7 @@ def _recommend(where: Path, *args: str) -> dict:
 
 
 def test_a_recorded_study_moves_the_recommendation_and_is_named(
-    recorded_study, tiny_model, tmp_path
+    recorded_study, tiny_model, tmp_path, monkeypatch
 ):
     root: Path = recorded_study["root"]
     model = ("--model", str(tiny_model))
@@ -54,6 +60,9 @@ def test_a_recorded_study_moves_the_recommendation_and_is_named(
     )
     named = _recommend(tmp_path, *model, "--evidence", str(root / "mlruns"))
     assert named["hyperparameters"] == after["hyperparameters"]
+    # so does ADVISOR_EVIDENCE, for scripts and CI that run recommend in a project folder
+    monkeypatch.setenv("ADVISOR_EVIDENCE", "none")
+    assert _recommend(root, *model)["hyperparameters"] == before["hyperparameters"]
 
 
 def test_the_same_training_data_pulls_harder_than_other_data(recorded_study, tiny_model, tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from advisor.decide.evidence import PastStudy, Question, apply_evidence, likeness
+from advisor.decide.evidence import PastStudy, Question, apply_evidence, likeness, past_points
 from advisor.decide.recommend import recommend
 from advisor.decide.traits import Traits
 
@@ -97,3 +97,17 @@ def test_a_tie_with_the_baseline_still_says_which_values_trained_best():
     moved, reasons, _ = apply_evidence(START, [tied], SAME)
     assert moved["learning_rate"] == 1e-3
     assert "(gain +0, eval loss 1.25)" in reasons[0]
+
+
+def test_past_points_are_the_alike_studies_best_most_alike_first():
+    other_task = past(name="other", data_hash="zzz", best_params={"learning_rate": 3e-4})
+    same_task = past(name="same", best_trial=7)
+    worse = past(name="worse", gain=-0.1)
+    full = past(name="full", method="full")
+    itself = past(name="next")
+    points = past_points([other_task, worse, full, itself, same_task], SAME, exclude="next")
+    assert points == [
+        ({"learning_rate": 1e-3, "r": 16}, "study:same#7"),
+        ({"learning_rate": 3e-4}, "study:other#3"),
+    ]
+    assert past_points([same_task, other_task], SAME, limit=1) == [points[0]]

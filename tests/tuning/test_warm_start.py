@@ -8,6 +8,7 @@ report marks warm-start trials. Pure Python except the last test, one tiny `tune
 from __future__ import annotations
 
 import json
+import shutil
 from io import StringIO
 from pathlib import Path
 
@@ -174,3 +175,26 @@ def test_tune_runs_the_starting_point_first_and_marks_it(tmp_path: Path, tiny_mo
     assert keys.WARM_START not in second.user_attrs
     report = build_report(recorded)
     assert [row.warm_start for row in report.rows] == [START, None]
+
+
+def test_tune_starts_from_a_recorded_similar_study(
+    recorded_study, tiny_model: Path, tmp_path: Path
+) -> None:
+    """The learning loop into the tuner: a new study in a project whose stores hold a finished
+    study on the same model, method and data enqueues that study's best point (fitted to the new
+    space) as its first trial, marked with the study and trial it came from."""
+    root = tmp_path / "project"
+    shutil.copytree(recorded_study["root"], root)
+    study_file = write_tiny_study(
+        root,
+        tiny_model,
+        "next",
+        train={"max_steps": 2, "eval_steps": 2},
+        eval={"forgetting": False},
+        optuna={"n_trials": 1, "warm_start": True},
+    )
+    tune(study_file, root=root)
+    (first,) = open_recorded_study("next", root=root).study.get_trials(deepcopy=False)
+    assert first.user_attrs[keys.WARM_START] == "study:recorded#0"
+    # recorded's best trial: r 4, all_linear (fixed there) and lr 1e-2 (searched): all inside
+    assert first.params == {"r": 4, "target_modules": "all_linear", "learning_rate": 1e-2}
