@@ -109,3 +109,16 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_bad_evidence_is_refused(case: Bad, project: Path, tiny_model: Path) -> None:
     check_refused(case, project, tiny_model)
+
+
+def test_the_table_names_the_study_what_it_found_and_what_it_moved(recorded_study, tiny_model):
+    root: Path = recorded_study["root"]
+    result = runner.invoke(
+        app, ["recommend", "--model", str(tiny_model), "--evidence", str(root)], terminal_width=200
+    )
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "Evidence (finished studies, most alike first):" in out
+    assert "- recorded (lora on " in out and "best trial 0: json_match" in out
+    assert "learning_rate=0.01" in out and "moved: learning_rate " in out
+    assert "moved learning_rate" in out and "study recorded's best trial 0" in out
