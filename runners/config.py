@@ -67,6 +67,9 @@ class MethodConfig:
     target_modules: tuple[str, ...] | None = None
     """Explicit module names; presets are resolved by the orchestrator before a trial starts."""
     lora_dropout: float = 0.0
+    use_rslora: bool = False
+    """rsLoRA: the update scaled by lora_alpha/sqrt(r) instead of lora_alpha/r (peft's
+    `use_rslora`). Configs written before it existed load as False, the scaling they trained."""
 
 
 @dataclass(frozen=True)

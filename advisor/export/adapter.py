@@ -117,6 +117,8 @@ def _settings(config: TrialConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"r": method.r, "lora_alpha": method.lora_alpha}
     if method.target_modules:
         out["target_modules"] = list(method.target_modules)
+    if method.use_rslora:  # named only when on: a card of a plain alpha/r adapter reads as before
+        out["use_rslora"] = True
     out.update(
         lora_dropout=method.lora_dropout,
         learning_rate=config.train.learning_rate,

@@ -99,7 +99,8 @@ def resolve_trial_config(
     """The `TrialConfig` of one trial: the spec's fixed values overridden by `params`.
 
     `params` holds the sampled values by name (`r`, `lora_alpha` or `alpha_ratio`,
-    `target_modules` as an encoded string, `learning_rate`, `lora_dropout`, `replay_fraction`).
+    `target_modules` as an encoded string, `learning_rate`, `lora_dropout`, `replay_fraction`,
+    `use_rslora`).
     Every searched parameter must be present unless `baseline` is True (then the first choice /
     low end is used). alpha_ratio becomes lora_alpha = ratio * r. With `available_modules`, target
     modules are checked against the model's names (AdvisorInputError with the closest match).
@@ -224,4 +225,5 @@ def _method(spec: StudySpec, values: dict[str, Any], available: list[str] | None
         lora_alpha=float(alpha) if alpha is not None else None,
         target_modules=targets,
         lora_dropout=float(values.get("lora_dropout") or 0.0),
+        use_rslora=bool(values.get("use_rslora") or False),
     )

@@ -23,9 +23,12 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
+    StrictBool,
     Tag,
     create_model,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -153,6 +156,13 @@ IntParam = _param("PositiveIntRange", PositiveInt, IntRange)
 FloatParam = _param("PositiveFloatRange", PositiveFloat, FloatRange)
 FractionParam = _param("FractionRange", Fraction, FloatRange)
 TargetChoice = str | Annotated[list[str], Field(min_length=1)]
+BoolParam = Annotated[
+    Annotated[StrictBool, Tag("fixed")]
+    | Annotated[list[StrictBool], Field(min_length=1), Tag("choices")],
+    Discriminator(lambda value: "choices" if isinstance(value, (list, tuple)) else "fixed"),
+]
+"""A switch: true or false, or [false, true] to search it. Strict, so `1` or `"yes"` is refused
+rather than read as true; no range shape (a mapping is named as not a boolean)."""
 
 
 @dataclass(frozen=True)
@@ -219,6 +229,12 @@ class SearchSpec(Section):
         description="Replay share of the training mixture, [0, 1), e.g. [0.0, 0.05, 0.1]; needs "
         "data.replay (whose fraction it replaces).",
     )
+    use_rslora: BoolParam | None = Field(
+        None,
+        description="rsLoRA: scale the update by lora_alpha/sqrt(r) instead of lora_alpha/r, so "
+        "large ranks still learn (peft's use_rslora); true, false (the default) or [false, true] "
+        "to search it. LoRA, DoRA and QLoRA only.",
+    )
 
     @field_validator("target_modules")
     @classmethod
@@ -245,6 +261,16 @@ class SearchSpec(Section):
                 )
         return value
 
+    @field_validator("use_rslora", mode="before")
+    @classmethod
+    def _a_switch(cls, value: Any) -> Any:
+        if isinstance(value, list) and not value:
+            raise rule(
+                "use_rslora is an empty list: there is no scaling to train with",
+                "write true or false, or [false, true] to search it",
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_alpha(self) -> SearchSpec:
         if self.lora_alpha is not None and self.alpha_ratio is not None:
@@ -253,6 +279,16 @@ class SearchSpec(Section):
                 "keep one of search.lora_alpha and search.alpha_ratio",
             )
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_new_defaults(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """use_rslora is left out when false or absent (peft's default, the scaling every study
+        had before the field existed), so a recorded study keeps its spec hash and is continued,
+        not refused as changed; a dump without it reruns the same scaling."""
+        out = dump(self)
+        if self.use_rslora in (None, False, [False]):
+            out.pop("use_rslora", None)
+        return out
 
     def target_choices(self) -> list[str | list[str]]:
         """target_modules as a list of choices (a single preset becomes one choice)."""
@@ -263,6 +299,7 @@ class SearchSpec(Section):
 
 
 NUMERIC_PARAMS = tuple(name for name in SearchSpec.model_fields if name != "target_modules")
-"""The numeric search parameters, in the order the tuner samples them (that order is part of a
-seeded study's sequence of trials: keep it)."""
+"""The search parameters but target_modules (numbers, and the use_rslora switch), in the order
+the tuner samples them (that order is part of a seeded study's sequence of trials: keep it; a new
+parameter goes last, and is only sampled by the studies that search it)."""
 PARAM_NAMES = (*NUMERIC_PARAMS, "target_modules")

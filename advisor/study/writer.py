@@ -3,13 +3,16 @@
 The recommender suggests one starting point (r, alpha, target modules, learning rate); the study
 searches around it — half and double the rank, alpha = r and 2r, the suggested modules against all
 linear layers, a learning-rate range of 9x around the suggestion — so the first study a team runs
-already tests the blog-post defaults against their neighbours. The study starts from that point:
-`optuna: {warm_start: true, start: ..., start_source: recommended}` holds the recommended values
-that lie in the written space (only the searched ones; `study.start.inside`), so `tune` runs
-it as the first trial, marked `recommended`, before the sampler takes over. The source is a
-field, not a YAML comment, because the trial's mark is read from the study file. The micro-batch
-and gradient accumulation the recommender chose to fit the card are the study's train settings;
-its `use_rslora` is not written: the study schema has no field for it yet.
+already tests the blog-post defaults against their neighbours. For a large rank the recommender
+advises rsLoRA (the update scaled by alpha/sqrt(r), not alpha/r): the study then trains with
+`use_rslora: true`, and its alphas keep that scaling's reasoning (`_alphas`).
+
+The study starts from that point: `optuna: {warm_start: true, start: ..., start_source:
+recommended}` holds the recommended values that lie in the written space (only the searched
+ones; `study.start.inside`), so `tune` runs it as the first trial, marked `recommended`, before
+the sampler takes over. The source is a field, not a YAML comment, because the trial's mark is
+read from the study file. The micro-batch and gradient accumulation the recommender chose to fit
+the card are the study's train settings.
 
 The data decide what is trained and scored: the layout `advisor recommend` read from --train is
 written as `data.format`; conversations and pairs are scored by the task metric (rouge_l unless
@@ -26,6 +29,7 @@ option that caused it (--train, --prompt-field, ...), not a key of a file the us
 from __future__ import annotations
 
 import copy
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -91,6 +95,24 @@ def _neighbours(r: int) -> list[int]:
     return sorted({max(2, r // 2), r, r * 2})
 
 
+def _alphas(hp: dict[str, Any], r: int, rslora: bool) -> dict[str, Any]:
+    """The alpha search around the recommendation: scale 1 and 2 (the recommended one).
+
+    With plain scaling the scale is alpha/r at every rank, which `alpha_ratio: [1, 2]` says. With
+    rsLoRA the scale is alpha/sqrt(r), which no alpha_ratio (alpha/r) holds: the recommended
+    alpha = 2 sqrt(r) is a ratio below 1 that fits one rank only (23/128 at r=128). So the study
+    names the alphas, scale 1 and 2 at the recommended rank (e.g. r=64: lora_alpha [8, 16]),
+    the recommended alpha among them for the warm start; at the half and double ranks the
+    same alphas give scales within a factor sqrt(2) of those.
+    """
+    if not rslora:
+        return {"alpha_ratio": [1, 2]}
+    alphas = {round(scale * math.sqrt(r)) for scale in (1, 2)}
+    if hp.get("lora_alpha"):
+        alphas.add(hp["lora_alpha"])
+    return {"lora_alpha": sorted(alphas)}
+
+
 def _target_choices(suggested: list[str]) -> list[Any]:
     for name, modules in TARGET_MODULE_PRESETS.items():
         if sorted(modules) == sorted(suggested):
@@ -141,12 +163,16 @@ def study_for_recommendation(
     search: dict[str, Any] = {"learning_rate": {"low": low, "high": high, "log": True}}
     if method != "full":
         r = int(hp.get("r", 8))
+        # AdaLoRA's layers never read use_rslora (its study refuses it): plain alphas for it
+        rslora = bool(hp.get("use_rslora")) and "use_rslora" in METHODS[method].search
         search.update(
             r=_neighbours(r),
-            alpha_ratio=[1, 2],
+            **_alphas(hp, r, rslora),
             target_modules=_target_choices(list(hp.get("target_modules", ALL_LINEAR))),
             lora_dropout=0.05,
         )
+        if rslora:
+            search["use_rslora"] = True
     corpus = layout is not None and LAYOUTS[layout].kind == "text"
     data: dict[str, Any] = {"train": train, "eval": eval_file}
     if layout in (None, "prompt_response"):
@@ -186,9 +212,13 @@ def study_for_recommendation(
 def _warm_start(search: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
     """`optuna`'s warm start from the recommended point: its values that lie in the written
     space (`study.start.inside`: a searched parameter, a choice or inside the range), target
-    modules as the preset the space names. The alpha ratio is lora_alpha / r, in the space only
-    with plain alpha/r scaling (rsLoRA's alpha = 2 sqrt(r) is a ratio below 1)."""
-    point: dict[str, Any] = {"learning_rate": hp.get("learning_rate"), "r": hp.get("r")}
+    modules as the preset the space names. The alpha is offered both ways, lora_alpha and the
+    ratio lora_alpha / r: the space holds the one its scaling searches (`_alphas`)."""
+    point: dict[str, Any] = {
+        "learning_rate": hp.get("learning_rate"),
+        "r": hp.get("r"),
+        "lora_alpha": hp.get("lora_alpha"),
+    }
     if hp.get("r") and hp.get("lora_alpha"):
         ratio = hp["lora_alpha"] / hp["r"]
         point["alpha_ratio"] = int(ratio) if float(ratio).is_integer() else ratio

@@ -19,15 +19,24 @@ from runners.config import MethodConfig
 from runners.errors import TrialInputError
 from runners.models import module_names_of
 
-LORA_SEARCH = ("r", "lora_alpha", "alpha_ratio", "target_modules", "lora_dropout")
+LORA_SEARCH = (
+    "r",
+    "lora_alpha",
+    "alpha_ratio",
+    "target_modules",
+    "lora_dropout",
+    "use_rslora",
+)
 """The study parameters of the LoRA family (besides learning_rate, which every method takes)."""
 LORA_DEFAULTS: Mapping[str, Any] = {
     "r": 8,
     "alpha_ratio": 2.0,
     "target_modules": "attention_qv",
     "lora_dropout": 0.0,
+    "use_rslora": False,
 }
-"""What a LoRA-family study leaves out: alpha = 2 r (the usual heuristic) on q and v."""
+"""What a LoRA-family study leaves out: alpha = 2 r (the usual heuristic) on q and v, scaled by
+alpha/r (peft's default; rsLoRA's alpha/sqrt(r) only when the study asks for it)."""
 DEFAULT_LEARNING_RATE = 2e-4
 """The LoRA family's usual starting rate (QLoRA paper: 2e-4 for 7B-13B models)."""
 Family = Literal["lora", "full", "light"]

@@ -3,6 +3,10 @@
 It needs the number of training steps up front (`total_step`) and a call to
 `update_and_allocate` after every optimiser step; both come from the shared loop (`max_steps`
 and a TrainerCallback), so AdaLoRA trains with the same loop as every other method.
+
+AdaLoRA takes no `use_rslora`: AdaLoraConfig inherits the field from LoraConfig, but its layers
+(peft 0.21, `tuners/adalora/layer.py`) scale by lora_alpha / the live rank and never read it, so
+a study asking for rsLoRA on AdaLoRA is refused rather than silently trained without it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,14 @@ from typing import Any
 
 from runners.config import MethodConfig
 from runners.errors import TrialInputError
-from runners.methods._base import Method, check_target_modules, rank, register_method
+from runners.methods._base import (
+    LORA_DEFAULTS,
+    LORA_SEARCH,
+    Method,
+    check_target_modules,
+    rank,
+    register_method,
+)
 
 
 def _prepare(model: Any, cfg: MethodConfig, *, max_steps: int = 0) -> Any:
@@ -58,5 +69,7 @@ ADALORA = register_method(
         peft=True,
         prepare=_prepare,
         callbacks=_callbacks,
+        search=tuple(name for name in LORA_SEARCH if name != "use_rslora"),
+        defaults={k: v for k, v in LORA_DEFAULTS.items() if k != "use_rslora"},
     )
 )

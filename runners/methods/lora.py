@@ -10,7 +10,8 @@ from runners.methods._base import Method, check_target_modules, rank, register_m
 
 def lora_config(model: Any, cfg: MethodConfig, *, use_dora: bool = False) -> Any:
     """peft LoraConfig from our settings: r defaults to 8, lora_alpha to 2 r (the usual heuristic),
-    target_modules to peft's per-architecture default (q_proj, v_proj for Llama)."""
+    target_modules to peft's per-architecture default (q_proj, v_proj for Llama); with
+    `use_rslora` peft scales the update by lora_alpha/sqrt(r) instead of lora_alpha/r."""
     from peft import LoraConfig
 
     r = rank(cfg)
@@ -20,6 +21,7 @@ def lora_config(model: Any, cfg: MethodConfig, *, use_dora: bool = False) -> Any
         target_modules=check_target_modules(model, cfg),
         lora_dropout=cfg.lora_dropout,
         use_dora=use_dora,
+        use_rslora=cfg.use_rslora,
         task_type="CAUSAL_LM",
     )
 
