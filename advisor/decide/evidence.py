@@ -164,6 +164,16 @@ def _show(key: str, value: float) -> str:
     return f"{value:.2g}" if key == "learning_rate" else f"{value:g}"
 
 
+def _alpha_at(start: dict[str, Any], r: int) -> tuple[int, str]:
+    """lora_alpha at the moved rank `r` with the starting point's adapter scale kept: alpha/r,
+    or alpha/sqrt(r) under rsLoRA (`use_rslora`), whose scale a ratio to r would change."""
+    alpha, r0 = start["lora_alpha"], start["r"]
+    if start.get("use_rslora"):
+        scale = alpha / math.sqrt(r0)
+        return max(1, round(scale * math.sqrt(r))), f"alpha/sqrt(r) = {scale:.3g}"
+    return max(1, round(r * alpha / r0)), f"alpha/r = {alpha / r0:g}"
+
+
 def apply_evidence(
     hyperparameters: dict[str, Any], studies: list[PastStudy], question: Question
 ) -> tuple[dict[str, Any], list[str], list[Used]]:
@@ -213,11 +223,10 @@ def apply_evidence(
             entry = next(u for u in used if u.name == past.name)
             entry.contributed.append(f"{key} {_show(key, start)} -> {_show(key, value)}")
     if "r" in moved and moved["r"] != hyperparameters.get("r") and "lora_alpha" in moved:
-        ratio = hyperparameters["lora_alpha"] / hyperparameters["r"]
-        moved["lora_alpha"] = max(1, round(moved["r"] * ratio))
+        moved["lora_alpha"], kept = _alpha_at(hyperparameters, moved["r"])
         reasons.append(
             f"moved lora_alpha {hyperparameters['lora_alpha']} -> {moved['lora_alpha']}: "
-            f"keeps alpha/r = {ratio:g} at the moved r"
+            f"keeps the scale {kept} at the moved r"
         )
     for entry in used:
         if not entry.contributed:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from runners.methods import METHODS as RUNNER_METHODS
 from runners.methods.targets import TARGET_MODULE_PRESETS
 
 from .estimate import adapter_params, estimate_memory, family
@@ -152,7 +153,8 @@ HYPERPARAMETER_RULES: tuple[HyperRule, ...] = (
         f"{LWR}; {TINKER}",
     ),
     HyperRule(
-        "rslora-large-rank", "use_rslora", {"family": "lora", "r": Between(RSLORA_FROM)}, True,
+        "rslora-large-rank", "use_rslora",
+        {"family": "lora", "takes_rslora": True, "r": Between(RSLORA_FROM)}, True,
         "rsLoRA scaling alpha/sqrt(r) at r={r}: with alpha/r large ranks stall",
         RSLORA,
     ),
@@ -270,6 +272,8 @@ def hyper_facts(
         **traits.model_dump(),
         "method": method,
         "family": family(method),
+        # AdaLoRA's layers scale by their own rank budget and never read use_rslora (peft 0.21)
+        "takes_rslora": "use_rslora" in getattr(RUNNER_METHODS.get(method), "search", ()),
         "params_b": params_b,
         "hidden_size": shape.hidden_size,
         "params_per_rank": per_rank,

@@ -330,7 +330,7 @@ class OptunaSpec(Section):
         description="Start a new study from known starting points (optuna.start) as its first "
         "trials, then hand over to the sampler; each such trial is marked in the report.",
     )
-    start: dict[str, int | float | str | list[str]] | None = Field(
+    start: dict[str, bool | int | float | str | list[str]] | None = Field(
         None,
         description="A starting point tried first when warm_start is on: values of searched "
         "parameters inside their ranges, e.g. {learning_rate: 3e-4, target_modules: "

@@ -112,8 +112,10 @@ def _replay_fraction(spec: Any) -> float | None:
 def _inside(space: Any, value: Any) -> bool:
     if isinstance(space, list):  # choices: target_modules compare as Optuna stores them
         encode = encode_choice if isinstance(space[0], (str, list)) else (lambda v: v)
+        # 1 == True in Python: a number is no switch's value, and a switch no number's
+        alike = [c for c in space if isinstance(c, bool) == isinstance(value, bool)]
         try:
-            return encode(value) in [encode(c) for c in space]
+            return encode(value) in [encode(c) for c in alike]
         except (TypeError, ValueError):
             return False
     if isinstance(value, bool) or not isinstance(value, (int, float)):

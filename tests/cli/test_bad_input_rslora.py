@@ -113,8 +113,12 @@ CASES = [
         "1 is outside search.use_rslora",
         edit=start("{use_rslora: 1}"),
         id="start-a-number-for-a-switch",
-        waits_for="advisor/study/start.py `_inside` compares choices with ==, and 1 == True: "
-        "the point is accepted and Optuna enqueues True",
+    ),
+    bad(
+        "optuna.start.r",
+        "True is outside search.r (choices [1, 2])",
+        edit={"  r: [2, 4]\n": "  r: [1, 2]\n", **start("{r: true}")},
+        id="start-a-switch-for-a-number",
     ),
     bad(
         "s.yaml:12: search.use_rslora",

@@ -73,9 +73,19 @@ def test_a_study_that_did_not_beat_its_baseline_moves_nothing():
 def test_the_rank_lands_on_a_power_of_two_and_alpha_keeps_its_ratio():
     moved, reasons, _ = apply_evidence(START, [past(best_params={"r": 64})], SAME)
     assert moved["r"] == 64 and moved["lora_alpha"] == 128
-    assert reasons[-1] == "moved lora_alpha 32 -> 128: keeps alpha/r = 2 at the moved r"
+    assert reasons[-1] == "moved lora_alpha 32 -> 128: keeps the scale alpha/r = 2 at the moved r"
     partial, _, _ = apply_evidence(START, [past(best_params={"r": 64}, data_hash=None)], SAME)
     assert partial["r"] == 32  # half the pull in log2: 16 -> 32, not 23
+
+
+def test_under_rslora_alpha_keeps_its_scale_over_sqrt_r():
+    """rsLoRA scales by alpha/sqrt(r): keeping alpha/r would double the scale at 4x the rank."""
+    start = {**START, "r": 64, "lora_alpha": 16, "use_rslora": True}  # scale 16/8 = 2
+    moved, reasons, _ = apply_evidence(start, [past(best_params={"r": 256})], SAME)
+    assert moved["r"] == 256 and moved["lora_alpha"] == 32  # 32/16 = 2, not 64
+    assert reasons[-1] == (
+        "moved lora_alpha 16 -> 32: keeps the scale alpha/sqrt(r) = 2 at the moved r"
+    )
 
 
 def test_recommend_lists_the_evidence_and_moves_its_reasons_and_values():
