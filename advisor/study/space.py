@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from runners.knowledge import MIN_CHUNK_SIZE
 from runners.methods.targets import TARGET_MODULE_PRESETS
 
 SEARCH_TAGS = ("fixed", "choices", "range")
@@ -152,6 +153,8 @@ Fraction = Annotated[float, Field(ge=0, lt=1)]
 IntParam = _param("PositiveIntRange", PositiveInt, IntRange)
 FloatParam = _param("PositiveFloatRange", PositiveFloat, FloatRange)
 FractionParam = _param("FractionRange", Fraction, FloatRange)
+ChunkSize = Annotated[int, Field(ge=MIN_CHUNK_SIZE, le=INT_MAX)]
+ChunkSizeParam = _param("ChunkSizeRange", ChunkSize, IntRange)
 TargetChoice = str | Annotated[list[str], Field(min_length=1)]
 
 
@@ -218,6 +221,16 @@ class SearchSpec(Section):
         None,
         description="Replay share of the training mixture, [0, 1), e.g. [0.0, 0.05, 0.1]; needs "
         "data.replay (whose fraction it replaces).",
+    )
+    top_k: IntParam | None = Field(
+        None,
+        description="Retrieval methods (rag, rag_lora): passages put into each prompt, "
+        "1 .. 2^31-1, e.g. [1, 3, 5].",
+    )
+    chunk_size: ChunkSizeParam | None = Field(
+        None,
+        description=f"Retrieval methods: words per passage of data.knowledge, {MIN_CHUNK_SIZE} .. "
+        "2^31-1 (neighbours share a quarter), e.g. [32, 64, 128].",
     )
 
     @field_validator("target_modules")
