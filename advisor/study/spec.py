@@ -349,7 +349,8 @@ def cross_field_problems(spec: StudySpec) -> list[tuple[tuple[Any, ...], str, st
                     f"remove search.{name}, or pick a method that uses it ({', '.join(takers)})",
                 )
             )
-    problems.extend(replay_problems(spec))
+    if spec.method_entry().trains:  # else retrieval_problems refuses replay outright
+        problems.extend(replay_problems(spec))
     problems.extend(retrieval_problems(spec))
     problems.extend(start_problems(spec))  # optuna.start: see .start
     if spec.optuna.sampler == "grid":
