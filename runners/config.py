@@ -54,6 +54,9 @@ class DataConfig:
     prompt_response, text); None: detected from the rows."""
     packing: bool = False
     """Raw text only: concatenate documents and cut them into `train.max_seq_length` blocks."""
+    knowledge_path: str | None = None
+    """Documents a retrieval method (`rag`, `rag_lora`) indexes: a .txt, .md, .jsonl or .parquet
+    file, or a folder of them (`runners.knowledge`); None: no retrieval."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ class MethodConfig:
     use_rslora: bool = False
     """rsLoRA: the update scaled by lora_alpha/sqrt(r) instead of lora_alpha/r (peft's
     `use_rslora`). Configs written before it existed load as False, the scaling they trained."""
+    top_k: int | None = None
+    """Retrieval methods: passages put into each prompt (`runners.retrieval`)."""
+    chunk_size: int | None = None
+    """Retrieval methods: words per indexed passage (`runners.knowledge.chunk`)."""
 
 
 @dataclass(frozen=True)
@@ -225,6 +232,10 @@ class TrialResult:
     general_score_delta: float | None = None
     """general_score - base_general_score: < 0 when general ability was lost."""
     forgetting_seconds: float = 0.0
+    index_seconds: float = 0.0
+    """Retrieval methods: reading, chunking and indexing `data.knowledge` (part of the cost)."""
+    index_chunks: int = 0
+    """Retrieval methods: passages in the index."""
 
     @property
     def trainable_percent(self) -> float:

@@ -27,6 +27,7 @@ from runners.evaluate import check_metric_fits, evaluate_task, metric_for
 from runners.methods import get_method
 from runners.models import load_model_and_tokenizer
 from runners.reporting import NullReporter, Reporter
+from runners.retrieval import retrieve_into
 from runners.train import eval_loss, resolve_placement, train
 
 VERSIONED = ("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes")
@@ -161,6 +162,8 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
     evals = task_examples(config.data, eval_set=True)
     _check_data(config, training, evals)
     check_metric_fits(metric, training.layout)
+    if method is not None and method.retrieval:  # passages into the prompts: runners.retrieval
+        training, evals = retrieve_into(config, training, evals, result, method)
     result.layout = training.layout.name
     result.train_examples = training.task_examples
     result.replay_examples = len(training.replay_rows)
@@ -194,11 +197,12 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
         model = method.prepare(model, config.method, max_steps=config.train.max_steps)
     result.load_seconds = time.perf_counter() - started
     result.trainable_params, result.total_params = count_params(model)
-    if method is None:
+    trains = method is not None and method.trains
+    if not trains:
         result.trainable_params = 0
     measuring = _Forgetting(model, tokenizer, config, result) if _measures(config) else None
 
-    if method is None:
+    if not trains:
         reporter.phase("evaluate")
         started = time.perf_counter()
         result.eval_loss = eval_loss(
@@ -260,8 +264,8 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
 
     if measuring is not None:
         reporter.phase("forgetting")
-        measuring.after_training(untouched=method is None)
-    if method is not None:
+        measuring.after_training(untouched=not trains)
+    if method is not None and trains:
         reporter.phase("save")
         _save(model, method.peft, output_dir, result)
     result.state = "complete"

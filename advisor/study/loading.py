@@ -28,6 +28,7 @@ from runners.models import linear_module_names
 
 from . import yamlsafe
 from .files import file_problems
+from .knowledge import knowledge_problems
 from .presets import closest, resolve_target_modules
 from .space import SEARCH_TAGS, shown
 from .spec import StudySpec
@@ -79,7 +80,7 @@ def load_study(path: str | Path, *, base_dir: str | Path | None = None) -> Study
     for loc, message, fix in collected:
         line, dotted = locate(root, loc)
         problems.append((line, dotted, message, fix))
-    for loc, message, fix in file_problems(raw, base_dir):
+    for loc, message, fix in file_problems(raw, base_dir) + knowledge_problems(raw, base_dir):
         line, dotted = locate(root, loc)
         problems.append((line, dotted, message, fix))
     if problems:
@@ -314,6 +315,7 @@ def _portable(spec: StudySpec) -> dict[str, Any]:
         base = Path(spec.source_file).parent
         places = [(data, key) for data in datas for key in ("root", "train", "eval")]
         places += [(data["replay"], "path") for data in datas if data.get("replay")]
+        places += [(data, "knowledge") for data in datas]
         places += [(dumped["model"], "source"), (dumped["model"], "chat_template")]
         for section, key in places:
             if section.get(key) is None:
@@ -330,9 +332,13 @@ def _portable(spec: StudySpec) -> dict[str, Any]:
     return dumped
 
 
-_NEW_DEFAULTS = {"format": None, "packing": False}
+_NEW_DEFAULTS = {"format": None, "packing": False, "knowledge": None}
 """Data keys added after 0.1 and their defaults: a study that leaves them out hashes as before
 they existed, so a study recorded by an older advisor is continued, not refused as changed."""
+
+
+_NEW_SEARCH_KEYS = ("top_k", "chunk_size")
+"""Search keys added after 0.1 (None: the method does not take them), dropped likewise."""
 
 
 def _drop_defaults(dumped: dict[str, Any], datas: list[dict[str, Any]]) -> None:
@@ -342,6 +348,9 @@ def _drop_defaults(dumped: dict[str, Any], datas: list[dict[str, Any]]) -> None:
                 del data[key]
     if dumped["model"].get("chat_template") == "auto":  # likewise model.chat_template
         del dumped["model"]["chat_template"]
+    for key in _NEW_SEARCH_KEYS:  # and the retrieval methods' parameters, unset
+        if dumped["search"].get(key, 0) is None:
+            del dumped["search"][key]
 
 
 def spec_hash(spec: StudySpec) -> str:

@@ -135,12 +135,13 @@ def resolve_trial_config(
             max_eval_examples=spec.data.max_eval_examples,
             format=spec.data.format,
             packing=spec.data.packing,
+            knowledge_path=spec.data.knowledge,
             **_replay(spec, values),
         ),
         method=_method(spec, values, available_modules),
         train=TrainConfig(
             max_steps=spec.train.max_steps,
-            learning_rate=float(values["learning_rate"]),
+            learning_rate=_learning_rate(values),
             batch_size=spec.train.batch_size,
             gradient_accumulation_steps=spec.train.gradient_accumulation_steps,
             max_seq_length=spec.train.max_seq_length,
@@ -226,4 +227,17 @@ def _method(spec: StudySpec, values: dict[str, Any], available: list[str] | None
         target_modules=targets,
         lora_dropout=float(values.get("lora_dropout") or 0.0),
         use_rslora=bool(values.get("use_rslora") or False),
+        top_k=_whole(values.get("top_k")),
+        chunk_size=_whole(values.get("chunk_size")),
     )
+
+
+def _whole(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _learning_rate(values: dict[str, Any]) -> float:
+    """The trial's learning rate; 0.0 for a method that trains nothing (`rag`), whose study
+    has none (a TrainConfig always holds one)."""
+    rate = values.get("learning_rate")
+    return 0.0 if rate is None else float(rate)

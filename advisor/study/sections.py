@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from runners.datafiles import SUFFIXES
+from runners.knowledge import SUFFIXES as KNOWLEDGE_SUFFIXES
 from runners.layouts import LAYOUTS
 from runners.metrics import METRICS
 from runners.models import PRESETS as MODEL_PRESETS
@@ -175,6 +176,13 @@ class DataSpec(Section):
     replay: ReplaySpec | None = Field(
         None, description="Mix general instruction data into training: {path, fraction}."
     )
+    knowledge: str | None = Field(
+        None,
+        description="Documents the retrieval methods (rag, rag_lora) answer from: a "
+        f"{', '.join(KNOWLEDGE_SUFFIXES)} file (JSONL and Parquet: one document per record, in "
+        "its `text` field), or a folder of them read recursively in sorted order; inside "
+        "data.root, relative to the study file.",
+    )
 
     @field_validator("train", "eval")
     @classmethod
@@ -203,6 +211,24 @@ class DataSpec(Section):
         if value is None:
             return None
         return value.model_copy(update={"path": cls._data_file(value.path, info)})
+
+    @field_validator("knowledge")
+    @classmethod
+    def _knowledge(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A knowledge source lies inside data.root, as the data files do; its suffix and its
+        documents are checked with the files (`advisor.study.files`)."""
+        if value is None:
+            return None
+        path = _resolve_path(value, info)
+        root = info.data.get("root")
+        if root is not None and escapes_root(path, root):
+            raise rule(
+                f"knowledge {shown(value)} resolves to {Path(path).resolve()}, outside the data "
+                f"root {Path(root).resolve()}",
+                "move the documents under the data root, or set data.root to a folder that "
+                "holds them",
+            )
+        return path
 
     @field_validator("root")
     @classmethod

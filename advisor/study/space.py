@@ -33,6 +33,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from runners.knowledge import MIN_CHUNK_SIZE
 from runners.methods.targets import TARGET_MODULE_PRESETS
 
 SEARCH_TAGS = ("fixed", "choices", "range")
@@ -155,6 +156,8 @@ Fraction = Annotated[float, Field(ge=0, lt=1)]
 IntParam = _param("PositiveIntRange", PositiveInt, IntRange)
 FloatParam = _param("PositiveFloatRange", PositiveFloat, FloatRange)
 FractionParam = _param("FractionRange", Fraction, FloatRange)
+ChunkSize = Annotated[int, Field(ge=MIN_CHUNK_SIZE, le=INT_MAX)]
+ChunkSizeParam = _param("ChunkSizeRange", ChunkSize, IntRange)
 TargetChoice = str | Annotated[list[str], Field(min_length=1)]
 BoolParam = Annotated[
     Annotated[StrictBool, Tag("fixed")]
@@ -234,6 +237,16 @@ class SearchSpec(Section):
         description="rsLoRA: scale the update by lora_alpha/sqrt(r) instead of lora_alpha/r, so "
         "large ranks still learn (peft's use_rslora); true, false (the default) or [false, true] "
         "to search it. LoRA, DoRA and QLoRA only.",
+    )
+    top_k: IntParam | None = Field(
+        None,
+        description="Retrieval methods (rag, rag_lora): passages put into each prompt, "
+        "1 .. 2^31-1, e.g. [1, 3, 5].",
+    )
+    chunk_size: ChunkSizeParam | None = Field(
+        None,
+        description=f"Retrieval methods: words per passage of data.knowledge, {MIN_CHUNK_SIZE} .. "
+        "2^31-1 (neighbours share a quarter), e.g. [32, 64, 128].",
     )
 
     @field_validator("target_modules")

@@ -13,9 +13,10 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from runners.methods import METHODS, Method
+from runners.methods import METHOD_ALIASES, METHODS, Method, canonical_name
 from runners.metrics import METRICS
 
+from .knowledge import retrieval_problems
 from .layouts import DEFAULT_METRIC
 from .sections import (
     COST_OBJECTIVES,
@@ -88,7 +89,12 @@ class StudySpec(Section):
         description=f"Task metric: {', '.join(METRICS)}. Chat data: a metric of the generated "
         "last answer, or eval_loss; raw text: perplexity or eval_loss (both minimised).",
     )
-    method: str = Field("lora", description="Fine-tuning method from the runner's registry.")
+    method: str = Field(
+        "lora",
+        description="Fine-tuning method from the runner's registry; rag (no training: passages "
+        "of data.knowledge in the prompt) and rag_lora (also written rag+lora: LoRA trained "
+        "with the passages in its prompts) retrieve.",
+    )
     search: SearchSpec = Field(default_factory=SearchSpec, description="The search space.")
     train: TrainSpec = Field(default_factory=TrainSpec, description="Per-trial budget.")
     eval: EvalSpec = Field(default_factory=EvalSpec, description="Metric measurement.")
@@ -140,10 +146,12 @@ class StudySpec(Section):
     @field_validator("method")
     @classmethod
     def _known_method(cls, value: str) -> str:
+        """The registry's name: an alias (`rag+lora`) is stored and hashed as `rag_lora`."""
         methods = known_methods()
-        if value not in methods:
-            raise rule(f"unknown method {shown(value)}", f"use one of: {', '.join(methods)}")
-        return value
+        if canonical_name(value) not in methods:
+            names = (*methods, *METHOD_ALIASES)
+            raise rule(f"unknown method {shown(value)}", f"use one of: {', '.join(names)}")
+        return canonical_name(value)
 
     @field_validator("objectives")
     @classmethod
@@ -188,7 +196,7 @@ class StudySpec(Section):
                 continue
             if getattr(search, name) is None:
                 setattr(search, name, value)
-        if search.learning_rate is None:
+        if search.learning_rate is None and method.trains:  # rag has no learning rate
             search.learning_rate = method.learning_rate
         if self.tracking.experiment is None:
             self.tracking.experiment = self.name
@@ -341,7 +349,9 @@ def cross_field_problems(spec: StudySpec) -> list[tuple[tuple[Any, ...], str, st
                     f"remove search.{name}, or pick a method that uses it ({', '.join(takers)})",
                 )
             )
-    problems.extend(replay_problems(spec))
+    if spec.method_entry().trains:  # else retrieval_problems refuses replay outright
+        problems.extend(replay_problems(spec))
+    problems.extend(retrieval_problems(spec))
     problems.extend(start_problems(spec))  # optuna.start: see .start
     if spec.optuna.sampler == "grid":
         for name in NUMERIC_PARAMS:

@@ -39,7 +39,9 @@ LORA_DEFAULTS: Mapping[str, Any] = {
 alpha/r (peft's default; rsLoRA's alpha/sqrt(r) only when the study asks for it)."""
 DEFAULT_LEARNING_RATE = 2e-4
 """The LoRA family's usual starting rate (QLoRA paper: 2e-4 for 7B-13B models)."""
-Family = Literal["lora", "full", "light"]
+RETRIEVAL_SEARCH = ("top_k", "chunk_size")
+"""The study parameters of the retrieval methods (`runners.retrieval`)."""
+Family = Literal["lora", "full", "light", "retrieval"]
 
 
 def _no_load_kwargs(cfg: MethodConfig, *, device: str, dtype: Any) -> dict[str, Any]:
@@ -67,7 +69,8 @@ class Method:
     prepare: Callable[[Any, MethodConfig], Any]
     family: Family = "lora"
     """lora: a low-rank adapter of rank r on target modules (what the estimator counts as r x
-    (d_in + d_out) per matrix); full: every weight; light: a few scales or soft-prompt tokens."""
+    (d_in + d_out) per matrix); full: every weight; light: a few scales or soft-prompt tokens;
+    retrieval: nothing trained (an index and inference)."""
     search: tuple[str, ...] = LORA_SEARCH
     """Study parameters the method takes besides learning_rate (`search:` keys in a study)."""
     defaults: Mapping[str, Any] = field(default_factory=lambda: dict(LORA_DEFAULTS))
@@ -81,6 +84,12 @@ class Method:
     """`load_kwargs(cfg, device=..., dtype=...)`: extra `from_pretrained` arguments."""
     callbacks: Callable[[Any], list[Any]] = field(default=_no_callbacks)
     """`callbacks(prepared_model)`: extra TrainerCallbacks the shared loop runs for this method."""
+    trains: bool = True
+    """False: the base model is evaluated as loaded (`rag`); no learning rate, no steps, no
+    adapter, no forgetting."""
+    retrieval: bool = False
+    """True: `data.knowledge` is indexed and passages are put into the prompts
+    (`runners.retrieval`); the method takes `RETRIEVAL_SEARCH`."""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.defaults) - set(self.search))
@@ -93,6 +102,13 @@ class Method:
 
 
 METHODS: dict[str, Method] = {}
+METHOD_ALIASES: dict[str, str] = {}
+"""Other spellings of a registered name (`rag+lora` for `rag_lora`), read as that name."""
+
+
+def canonical_name(name: str) -> str:
+    """The registry's name for `name` (itself unless it is an alias)."""
+    return METHOD_ALIASES.get(name, name)
 
 
 def register_method(method: Method) -> Method:
@@ -106,7 +122,7 @@ def register_method(method: Method) -> Method:
 def get_method(name: str) -> Method:
     """The registered method called `name`; unknown names list the known ones."""
     try:
-        return METHODS[name]
+        return METHODS[canonical_name(name)]
     except KeyError:
         raise TrialInputError(
             f"unknown method {name!r}",

@@ -24,7 +24,7 @@ def _method_config(name: str) -> MethodConfig:
     return MethodConfig(name, r=4, lora_alpha=8, target_modules=targets)
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", sorted(n for n, m in METHODS.items() if m.trains))
 def test_every_method_prepares_trains_and_saves(
     name: str, tiny_model: Path, toy_files, tmp_path: Path, make_config
 ) -> None:
@@ -98,6 +98,22 @@ def test_every_method_prepares_trains_and_saves(
         assert torch.allclose(trained_logits, reloaded_logits, atol=atol, rtol=0), (
             f"{name}: logits {float((trained_logits - reloaded_logits).abs().max()):.2e} apart"
         )
+
+
+@pytest.mark.parametrize("name", sorted(n for n, m in METHODS.items() if not m.trains))
+def test_a_method_that_does_not_train_answers_with_the_base_model(
+    name: str, tiny_model: Path
+) -> None:
+    """What the trial does not train must be the model as loaded: no adapter, no weight moved."""
+    import torch
+
+    model, _ = load_model_and_tokenizer(
+        ModelRef(str(tiny_model)), device="cpu", dtype=torch.float32
+    )
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    prepared = METHODS[name].prepare(model, _method_config(name), max_steps=2)
+    assert prepared is model and not METHODS[name].peft
+    assert all(torch.equal(p, before[n]) for n, p in prepared.named_parameters())
 
 
 def test_registry_rejects_duplicates_and_names_known_methods() -> None:

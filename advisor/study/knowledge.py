@@ -1,0 +1,109 @@
+"""The study's rules for the retrieval methods and its knowledge source (`data.knowledge`).
+
+A retrieval method (`rag`, `rag_lora`: `Method.retrieval` in the runner's registry) needs
+`data.knowledge`, which no other method reads; a method that trains nothing (`rag`:
+`Method.trains`) takes no learning rate and no replay. Both are refused rather than ignored: a
+value that has no effect would still be recorded with the study, and read later as if it had
+shaped the results. `top_k` and `chunk_size` given to a method without retrieval are refused by
+the per-method parameter rule of `spec`, as `r` given to `full` is.
+
+The knowledge source is read whole at validation, by the reader the trials use
+(`runners.knowledge`), so an empty folder, a blank file, a JSONL record without `text` or an
+unreadable file is named by `validate`, at `data.knowledge`'s line, before a study is recorded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from runners.errors import TrialInputError
+from runners.knowledge import read_documents
+from runners.methods import METHODS
+
+from .files import escapes_root, resolve_against
+
+Problem = tuple[tuple[Any, ...], str, str]
+"""(location, message, fix). The spec is typed `Any` here: `spec` imports this module, and the
+house has no import circles."""
+
+
+def retrieval_problems(spec: Any) -> list[Problem]:
+    """The retrieval rules of the module docstring, for a study of one task."""
+    method = spec.method_entry()
+    retrievers = ", ".join(m for m, entry in METHODS.items() if entry.retrieval)
+    problems: list[Problem] = []
+    if method.retrieval and spec.data.knowledge is None:
+        problems.append(
+            (
+                ("method",),
+                f"method {spec.method!r} answers from retrieved passages, but data.knowledge "
+                "is not set",
+                "add data.knowledge: a .txt, .md, .jsonl or .parquet file, or a folder of them",
+            )
+        )
+    if not method.retrieval and spec.data.knowledge is not None:
+        problems.append(
+            (
+                ("data", "knowledge"),
+                f"method {spec.method!r} does not retrieve: data.knowledge would be ignored",
+                f"remove data.knowledge, or use a method that retrieves ({retrievers})",
+            )
+        )
+    if not method.trains:
+        unused = [("search", "learning_rate")] if spec.search.learning_rate is not None else []
+        unused += [("search", "replay_fraction")] if spec.search.replay_fraction is not None else []
+        unused += [("data", "replay")] if spec.data.replay is not None else []
+        for loc in unused:
+            dotted = ".".join(loc)
+            problems.append(
+                (
+                    loc,
+                    f"method {spec.method!r} trains nothing: {dotted} would have no effect",
+                    f"remove {dotted}, or use a method that trains (e.g. rag_lora)",
+                )
+            )
+    return problems
+
+
+def knowledge_problems(raw: dict[str, Any], base_dir: Path) -> list[Problem]:
+    """The knowledge sources of the raw study mapping that cannot be indexed (its `data`, and
+    each task's), at their YAML paths: `load_study` reports them with the files' problems."""
+    places: list[tuple[tuple[Any, ...], Any]] = [(("data",), raw.get("data"))]
+    tasks = raw.get("tasks")
+    for index, task in enumerate(tasks if isinstance(tasks, list) else []):
+        places.append(
+            (("tasks", index, "data"), task.get("data") if isinstance(task, dict) else None)
+        )
+    problems: list[Problem] = []
+    for loc, data in places:
+        found = knowledge_problem(data, base_dir) if isinstance(data, dict) else None
+        if found is not None:
+            problems.append(((*loc, "knowledge"), *found))
+    return problems
+
+
+def knowledge_problem(data: dict[str, Any], base_dir: Path) -> tuple[str, str] | None:
+    """(message, fix) when the raw `data` section's knowledge source cannot be indexed.
+
+    A path outside data.root is never opened (`DataSpec` reports it); a missing one is told
+    where relative paths start."""
+    value = data.get("knowledge")
+    if not isinstance(value, str):
+        return None  # absent, or a wrong type the schema reports
+    root_value = data.get("root")
+    root = resolve_against(root_value, base_dir) if isinstance(root_value, str) else base_dir
+    path = resolve_against(value, base_dir)
+    if not os.path.isdir(root) or escapes_root(path, root):
+        return None
+    if not os.path.lexists(path):
+        return (
+            f"knowledge source {value!r} does not exist",
+            f"create it or fix the path (relative paths start at {base_dir})",
+        )
+    try:
+        read_documents(path)
+    except TrialInputError as error:
+        return error.message, error.fix or ""
+    return None
