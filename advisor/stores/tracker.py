@@ -453,6 +453,16 @@ class StudyTracker:
         return logged
 
 
+def runs_page(ui_url: str, experiment_id: str) -> str:
+    """The MLflow UI's page of an experiment's runs table.
+
+    MLflow 3.17's UI picks an experiment's landing tab from its global workflow type (the
+    `workflowType` URL parameter, else the browser's last choice, GenAI by default), not from
+    the experiment's `mlflow.experimentKind` tag: a plain link opens the GenAI overview
+    ("Traces", "No data"). `workflowType=machine_learning` opens the runs."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
 def run_tags(tracking_uri: str, run_id: str) -> dict[str, str] | None:
     """The tags of MLflow run `run_id`, or None when the store has no such run."""
     quiet_mlflow()
