@@ -117,6 +117,51 @@ def _render_plots(report: Report, out: Console) -> None:
             out.print(f"  {plot.name}: skipped, {escape(plot.skipped or '')}")
 
 
+_PHASE_LABEL = {
+    "load": "load",
+    "train": "train",
+    "eval_loss": "eval loss",
+    "generation": "generation",
+    "probes": "probes",
+    "setup_save": "set-up, save",
+    "tracking": "tracking",
+}
+
+
+def render_timing(report: Report, out: Console) -> None:
+    """Each finished run's phases in seconds, the totals and the study's training share."""
+    timing = report.timing
+    if timing is None or not timing.rows:
+        out.print("timing: no finished trial has recorded its phases")
+        return
+    table = Table(title=f"where the time went (seconds) · study {escape(report.study)}")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    for phase in _PHASE_LABEL.values():
+        table.add_column(phase, justify="right")
+    table.add_column("wall", justify="right")
+    for row in timing.rows:
+        table.add_row(
+            "base" if row.trial < 0 else str(row.trial),
+            row.state,
+            *(_fmt(row.seconds.get(phase), ".1f") for phase in _PHASE_LABEL),
+            _fmt(row.wall_seconds, ".1f"),
+        )
+    table.add_section()
+    table.add_row(
+        "all",
+        "",
+        *(_fmt(timing.totals.get(phase), ".1f") for phase in _PHASE_LABEL),
+        _fmt(timing.wall_seconds, ".1f"),
+    )
+    out.print(table)
+    if timing.training_share is not None:
+        out.print(
+            f"training share: {timing.training_share:.0%} of the trials' wall time "
+            f"({timing.totals['train']:.0f} s of {timing.wall_seconds:.0f} s)"
+        )
+
+
 def render_comparison(comparison: Comparison, out: Console) -> None:
     """Side by side: each study's best trial, and which wins on score and on cost."""
     table = Table(title="comparison (each study by its best trial)", title_justify="left")
@@ -170,6 +215,12 @@ def report_command(
     tracking_uri: str | None = typer.Option(
         None, "--tracking-uri", help="MLflow tracking URI (default: sqlite under ./mlruns)."
     ),
+    timing: bool = typer.Option(
+        False,
+        "--timing",
+        help="Also show where each trial's time went (load, train, eval loss, generation, "
+        "probes, set-up and save, tracking) and the study's training share of wall time.",
+    ),
 ) -> None:
     """Report a recorded study: trials, gain over the untuned baseline, best per objective,
     cost/accuracy Pareto front, parameter importances, plots and a one-line decision."""
@@ -193,6 +244,9 @@ def report_command(
     for report in reports:
         render_report(report, console)
         console.print()
+        if timing:
+            render_timing(report, console)
+            console.print()
     if comparison is not None:
         render_comparison(comparison, console)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
@@ -59,11 +60,12 @@ _STATE_STYLE = {
 class LiveTable:
     """Renders the study as a table that updates on every trial event."""
 
-    def __init__(self) -> None:
+    def __init__(self, out: Console = err_console) -> None:
+        self.out = out
         self.summary: TuneSummary | None = None
         self.rows: dict[int, TrialRow] = {}
         self.max_steps = 0
-        self.live = Live(console=err_console, refresh_per_second=4, transient=False)
+        self.live = Live(console=out, refresh_per_second=4, transient=False)
         self._entered = self._started = False
 
     def __enter__(self) -> LiveTable:
@@ -76,6 +78,13 @@ class LiveTable:
         if self._started:
             self.live.update(self.render())
             self.live.__exit__(*exc)
+            self._end_line()
+
+    def _end_line(self) -> None:
+        """Rich ends a live table's last line only on a terminal: in a log (or `2>&1`) the next
+        line printed (the study's summary) would start on the table's bottom border."""
+        if not self.out.is_terminal:
+            self.out.line()
 
     def render(self) -> Table:
         title = "study"
@@ -126,11 +135,11 @@ class LiveTable:
             self._started = True
         self.summary, self.max_steps = summary, max_steps
         for note in summary.notes:
-            err_console.print(f"[yellow]warning:[/] {note}", highlight=False)
+            self.out.print(f"[yellow]warning:[/] {note}", highlight=False)
         for row in summary.rows:
             self.rows[row.number] = row
         if summary.skipped_finished:
-            err_console.print(
+            self.out.print(
                 f"continuing study {summary.study!r}: {summary.skipped_finished} trial(s) "
                 f"already finished, {n_new} to run"
             )
@@ -140,7 +149,8 @@ class LiveTable:
         """The next task of a multi-task study: leave the finished table, start a new one."""
         self.live.update(self.render())
         self.live.stop()
-        self.live = Live(console=err_console, refresh_per_second=4, transient=False)
+        self._end_line()
+        self.live = Live(console=self.out, refresh_per_second=4, transient=False)
         self.rows, self._started = {}, False
 
     def trial_started(self, row: TrialRow) -> None:
@@ -155,9 +165,9 @@ class LiveTable:
             self.summary.baseline_score = row.score
         self.rows[row.number] = row
         self.live.update(self.render())
-        if not err_console.is_terminal:  # logs and CI: a Live table only renders at the end
+        if not self.out.is_terminal:  # logs and CI: a Live table only renders at the end
             label = "baseline" if row.number < 0 else f"trial {row.number}"
-            err_console.print(
+            self.out.print(
                 f"{label}: {row.state} · score {_fmt(row.score)} · eval loss "
                 f"{_fmt(row.eval_loss)} · {_fmt(row.wall_seconds, '.0f')} s · "
                 f"{_params(row.params) if row.number >= 0 else 'untuned base model'}",

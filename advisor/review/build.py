@@ -38,6 +38,7 @@ from . import plots
 from .compare import Comparison, compare_reports
 from .decision import decide, tradeoff
 from .report import BestPick, Importances, ParetoFront, Report, ReportRow, display_params
+from .timing import timing_of
 
 
 def build_report(recorded: RecordedStudy) -> Report:
@@ -69,6 +70,7 @@ def build_report(recorded: RecordedStudy) -> Report:
         parent_run_id=recorded.tracker.parent_run_id,
         tracking_uri=redact_url(recorded.stores.tracking_uri),  # printed by --json
         baseline_general_score=measured.get(BASELINE, {}).get("general_score"),
+        timing=timing_of(rows, measured, measured.get(BASELINE_RUN)),
     )
     report.tradeoff = tradeoff(report)
     report.decision = decide(report)
@@ -94,6 +96,8 @@ FORGETTING = {
 }
 """ReportRow field -> the metric (and Optuna attribute) holding it."""
 BASELINE = "baseline"
+BASELINE_RUN = "baseline run"
+"""The latest baseline run's metrics (BASELINE: the latest that measured forgetting)."""
 
 
 def _run_metrics(recorded: RecordedStudy) -> dict[str, dict[str, float]]:
@@ -107,8 +111,10 @@ def _run_metrics(recorded: RecordedStudy) -> dict[str, dict[str, float]]:
     for run in tracker.child_runs():
         metrics = dict(run.data.metrics)
         out[run.info.run_id] = metrics
-        if run.data.tags.get(keys.ROLE) == "baseline" and "general_score" in metrics:
-            out[BASELINE] = metrics  # runs come oldest first: the latest baseline wins
+        if run.data.tags.get(keys.ROLE) == "baseline":
+            out[BASELINE_RUN] = metrics  # runs come oldest first: the latest baseline wins
+            if "general_score" in metrics:
+                out[BASELINE] = metrics
     return out
 
 

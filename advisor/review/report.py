@@ -10,10 +10,13 @@ from the same Optuna study.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from advisor.stores.records import TrialRecord
 from advisor.study.presets import decode_choice
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .timing import Timing
 
 
 @dataclass
@@ -131,6 +134,8 @@ class Report:
     """The untuned model's score on the general instruction probe (forgetting's reference)."""
     tradeoff: Tradeoff | None = None
     """Set when the best trial forgets much more than one nearly as good (`decision.py`)."""
+    timing: Timing | None = None
+    """Where the trials' time went (`timing.py`); `advisor report --timing` shows it."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -115,3 +115,34 @@ DATA_SCAN = "data_scan"
 """The data scan's report files, on the parent run."""
 PLOTS = "plots"
 """The report's plots, on the parent run."""
+
+# -- MLflow metrics: where a trial's time went, and a study's outcome ----------------------
+PHASE_SECONDS = {
+    "load": "load_seconds",
+    "train": "train_seconds",
+    "eval_loss": "eval_loss_seconds",
+    "generation": "eval_seconds",
+    "probes": "forgetting_seconds",
+    "setup_save": "other_seconds",
+    "tracking": "tracking_seconds",
+}
+"""Phase -> the trial run's metric of its seconds. The runner times load, train, the eval-loss
+passes, scoring (generation, or the eval loss alone for a loss metric) and the forgetting
+probes; `other_seconds` is the rest of the runner's wall time (reading the data, the trainer's
+set-up, saving the adapter); `tracking_seconds` is what recording the run in MLflow added in
+the parent (opening it, and the metrics, tags and artifacts at the end). A run of a version
+before these were logged lacks eval_loss, setup_save and tracking."""
+WALL_SECONDS = "wall_seconds"
+"""The runner's wall time of a trial (tracking not included)."""
+EXPERIMENT_KIND = "mlflow.experimentKind"
+"""MLflow's experiment tag the UI reads to open an experiment on its runs table
+(`custom_model_development`) instead of the GenAI overview (traces)."""
+TRAINING_KIND = "custom_model_development"
+BEST_SCORE = "best_score"
+"""Parent-run metrics, updated as trials finish: the study's outcome in the runs table."""
+BEST_GAIN = "best_gain_over_baseline"
+BEST_TRIAL = "best_trial"
+TRIALS_DONE = "trials_done"
+TOTAL_COST = "total_cost_usd"
+BEST_PARAM = "best."
+"""Prefix of the parent run's tags naming the best trial's parameters (`best.r`)."""

@@ -137,7 +137,29 @@ def open_study(
     for key, value in (user_attrs or {}).items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)
+    names = metric_names(study.user_attrs)
+    if names is not None and len(names) == len(study.directions) and study.metric_names != names:
+        # Also names them on a study created before advisor did. Experimental since Optuna
+        # 3.2 and unchanged since: the warning says nothing a user of advisor can act on.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
     return study
+
+
+def metric_names(attrs: Mapping[str, Any]) -> list[str] | None:
+    """The objectives' names as Optuna viewers should show them, from the study's attributes.
+
+    Without them optuna-dashboard, `trials_dataframe` and the Pareto plot say "Objective 0".
+    The first objective is recorded as `score`: its name is the task metric's (`json_match`);
+    the others (`wall_seconds`, `cost_usd`, ...) are named already. None for a study that
+    advisor did not describe (no objectives recorded).
+    """
+    objectives = attrs.get(keys.OBJECTIVES)
+    if not objectives:
+        return None
+    metric = str(attrs.get(keys.METRIC) or "score")
+    return [metric if name == "score" else str(name) for name in objectives]
 
 
 def check_same_space(study: optuna.Study, params: Sequence[Param], *, record: bool = False) -> None:

@@ -40,10 +40,8 @@ from runners.config import TrialConfig, TrialResult
 from . import keys
 from .creation import creating
 from .keys import PARENT, ROLE, STATE, STUDY, TRIAL
+from .outcome import MAX_PARAM, Outcome, flatten, other_seconds, record
 from .system_metrics import system_metrics
-
-# MLflow refuses param values longer than this; long values are truncated with a marker.
-_MAX_PARAM = 6000
 
 
 def quiet_mlflow() -> None:
@@ -58,16 +56,6 @@ def quiet_mlflow() -> None:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
-    if isinstance(value, Mapping):
-        for key, inner in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
-    elif isinstance(value, list | tuple):
-        out[prefix] = ",".join(str(v) for v in value)
-    else:
-        out[prefix] = str(value)
 
 
 class StudyTracker:
@@ -93,22 +81,38 @@ class StudyTracker:
         self.experiment_name = experiment
         self.parent_run_id: str | None = None
         self.study_name: str | None = None
+        self._opening_s: dict[str, float] = {}
+        """Seconds spent opening each trial's run, added to its `tracking_seconds` at the end."""
 
     def _experiment(self, name: str, artifact_root: str) -> str:
         """The experiment's id, created on first use (by one process: a second one that lost
         the race on a server store finds the experiment the first made)."""
         found = self.client.get_experiment_by_name(name)
         if found is not None:
+            if keys.EXPERIMENT_KIND not in found.tags:  # made by an older advisor: tag it now
+                self._tag_training(str(found.experiment_id))
             return str(found.experiment_id)
         # With a tracking server and no artifact root, the server decides (it may proxy).
         location = f"{artifact_root.rstrip('/')}/{name}" if artifact_root else None
         try:
-            return str(self.client.create_experiment(name, artifact_location=location))
+            return str(
+                self.client.create_experiment(
+                    name,
+                    artifact_location=location,
+                    tags={keys.EXPERIMENT_KIND: keys.TRAINING_KIND},
+                )
+            )
         except MlflowException:
             found = self.client.get_experiment_by_name(name)
             if found is None:
                 raise
             return str(found.experiment_id)
+
+    def _tag_training(self, experiment_id: str) -> None:
+        """Tag the experiment as model training (`keys.EXPERIMENT_KIND`), so that MLflow 3's
+        UI opens it on its runs table, not on the GenAI overview ("Traces", "No data")."""
+        with contextlib.suppress(MlflowException):  # a read-only user still gets the runs
+            self.client.set_experiment_tag(experiment_id, keys.EXPERIMENT_KIND, keys.TRAINING_KIND)
 
     # -- the study (parent run) -------------------------------------------------------------
     def find_study_run(self, study_name: str) -> str | None:
@@ -161,11 +165,11 @@ class StudyTracker:
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=study_name)
         self.parent_run_id = run.info.run_id
         flat: dict[str, str] = {}
-        _flatten("", dict(params or {}), flat)
+        flatten("", dict(params or {}), flat)
         flat.update({f"{keys.VERSION}{k}": v for k, v in versions.items()})
         self.client.log_batch(
             self.parent_run_id,
-            params=[MlflowParam(k, v[:_MAX_PARAM]) for k, v in sorted(flat.items())],
+            params=[MlflowParam(k, v[:MAX_PARAM]) for k, v in sorted(flat.items())],
         )
         self.client.log_text(self.parent_run_id, spec_yaml, keys.STUDY_FILE)
         self.client.log_dict(
@@ -183,7 +187,7 @@ class StudyTracker:
         return self.parent_run_id
 
     def end_study(
-        self, status: str = "FINISHED", summary: Mapping[str, float] | None = None
+        self, status: str = "FINISHED", summary: Mapping[str, float | None] | None = None
     ) -> None:
         """Close the parent run; `summary` metrics (best score, baseline) go on it first."""
         if self.parent_run_id is None:
@@ -191,6 +195,12 @@ class StudyTracker:
         if summary:
             self.log_metrics(self.parent_run_id, summary)
         self.client.set_terminated(self.parent_run_id, status=status)
+
+    def record_outcome(self, outcome: Outcome) -> None:
+        """The study's outcome so far on its parent run (`outcome.record`): called as trials
+        finish and when the study closes, so the runs table answers "what won"."""
+        if self.parent_run_id is not None:
+            record(self.client, self.parent_run_id, outcome)
 
     # -- trials (child runs) ----------------------------------------------------------------
     def start_trial(
@@ -203,6 +213,7 @@ class StudyTracker:
     ) -> str:
         """Open the child run before the trial starts, so a crash still leaves a record."""
         assert self.parent_run_id is not None, "start_study first"
+        started = time.perf_counter()
         name = "baseline" if baseline else f"trial-{trial_number}"
         tags = {
             PARENT: self.parent_run_id,
@@ -217,15 +228,16 @@ class StudyTracker:
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
         run_id = run.info.run_id
         flat: dict[str, str] = {}
-        _flatten("", dict(params), flat)
+        flatten("", dict(params), flat)
         flat.setdefault("method", "none" if baseline else config.method.name)
         flat.setdefault("seed", str(config.seed))
         flat.setdefault("max_steps", str(config.train.max_steps))
         flat.setdefault("batch_size", str(config.train.batch_size))
         flat.setdefault("max_seq_length", str(config.train.max_seq_length))
-        params_batch = [MlflowParam(k, v[:_MAX_PARAM]) for k, v in flat.items()]
+        params_batch = [MlflowParam(k, v[:MAX_PARAM]) for k, v in flat.items()]
         self.client.log_batch(run_id, params=params_batch)
         self.client.log_text(run_id, config.to_json(), keys.TRIAL_CONFIG)
+        self._opening_s[run_id] = time.perf_counter() - started
         return run_id
 
     def system_metrics(self, run_id: str) -> contextlib.AbstractContextManager[None]:
@@ -261,8 +273,11 @@ class StudyTracker:
         """Record a finished trial: metrics, state, artifacts; then close its run.
 
         `derived` holds figures computed by the orchestrator (GPU-hours, cost, objective values).
-        Pruned trials end FINISHED with `advisor.state=pruned`; failed ones end FAILED.
+        Pruned trials end FINISHED with `advisor.state=pruned`; failed ones end FAILED. The
+        trial's phases are logged as `keys.PHASE_SECONDS` says; `tracking_seconds` last, once
+        everything else is recorded.
         """
+        started = time.perf_counter()
         metrics: dict[str, float | None] = {
             "score": result.score,
             f"score_{result.metric}": result.score,
@@ -298,6 +313,8 @@ class StudyTracker:
             "base_general_score": result.base_general_score,
             "general_score_delta": result.general_score_delta,
             "forgetting_seconds": result.forgetting_seconds,
+            "eval_loss_seconds": result.eval_loss_seconds,
+            "other_seconds": other_seconds(result),
             **derived,
         }
         if result.state == "failed":
@@ -321,6 +338,8 @@ class StudyTracker:
                 self.client.log_artifacts(run_id, str(path), artifact_path=path.name)
             elif path.is_file():
                 self.client.log_artifact(run_id, str(path))
+        tracking = self._opening_s.pop(run_id, 0.0) + time.perf_counter() - started
+        self.log_metrics(run_id, {keys.PHASE_SECONDS["tracking"]: tracking}, step=result.steps)
         status = "FAILED" if result.state == "failed" else "FINISHED"
         self.client.set_terminated(run_id, status=status)
 
@@ -432,6 +451,16 @@ class StudyTracker:
             self.client.log_artifact(self.parent_run_id, str(path), artifact_path=artifact_path)
             logged.append(f"{artifact_path}/{Path(path).name}")
         return logged
+
+
+def runs_page(ui_url: str, experiment_id: str) -> str:
+    """The MLflow UI's page of an experiment's runs table.
+
+    MLflow 3.17's UI picks an experiment's landing tab from its global workflow type (the
+    `workflowType` URL parameter, else the browser's last choice, GenAI by default), not from
+    the experiment's `mlflow.experimentKind` tag: a plain link opens the GenAI overview
+    ("Traces", "No data"). `workflowType=machine_learning` opens the runs."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def run_tags(tracking_uri: str, run_id: str) -> dict[str, str] | None:

@@ -18,14 +18,16 @@ from advisor.directions import best, gain
 from advisor.redact import redact_url
 from advisor.stores import coordination as co
 from advisor.stores import keys
+from advisor.stores.outcome import Outcome
 from advisor.stores.records import RecordedStudy
 from advisor.stores.registry import register_best_once
 from advisor.stores.tracker import StudyTracker
+from advisor.study import decode_choice
 
 from . import stopping
 from .objective import Objective, ensure_baseline
 from .plan import StudyPlan
-from .summary import TuneObserver, TuneSummary, row_from_frozen
+from .summary import TrialRow, TuneObserver, TuneSummary, row_from_frozen
 
 STOP_NOTE = "stop requested (POST /v1/studies/NAME/stop): no new trial starts; running ones finish"
 
@@ -177,7 +179,28 @@ class Session:
             with co.running(study, storage, trial):  # heartbeats; a crash fails and retries
                 state, values = objective(trial)
             co.tell(study, trial, state, values)
+            rows = [row_from_frozen(t) for t in study.get_trials(deepcopy=False)]
+            baseline = objective.summary.baseline_score
+            self.tracker.record_outcome(outcome_of(rows, baseline, self.plan.directions[0]))
         return "timeout"
+
+
+def outcome_of(rows: list[TrialRow], baseline: float | None, direction: str) -> Outcome:
+    """The study's outcome so far from its trials (every worker's), for its parent run."""
+    done = [r for r in rows if r.state in ("complete", "pruned", "failed")]
+    complete = [r for r in done if r.state == "complete"]
+    top = best(complete, lambda r: r.score, direction)
+    outcome = Outcome(trials_done=len(done), total_cost=sum(r.cost_usd or 0.0 for r in done))
+    if top is None or top.score is None:
+        return outcome
+    outcome.best_score, outcome.best_trial = top.score, top.number
+    outcome.best_params = {
+        k: decode_choice(v) if k == "target_modules" and isinstance(v, str) else v
+        for k, v in top.params.items()
+    }
+    if baseline is not None:
+        outcome.gain = gain(top.score, baseline, direction)
+    return outcome
 
 
 def close(
@@ -204,6 +227,7 @@ def close(
     top = best(complete, lambda r: r.score, summary.directions[0])
     if not end_parent:
         return
+    tracker.record_outcome(outcome_of(summary.rows, summary.baseline_score, summary.directions[0]))
     tracker.end_study(
         status,
         summary={

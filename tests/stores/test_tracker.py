@@ -137,3 +137,85 @@ def test_finished_baseline_roundtrips_the_result(stores: Stores) -> None:
     found = tracker.finished_baseline()
     assert found is not None and found[0] == run
     assert found[1].score == 0.125
+
+
+def test_experiments_open_on_the_runs_table(stores: Stores) -> None:
+    """MLflow 3's UI reads `mlflow.experimentKind`; an experiment without it (made by an older
+    advisor) is tagged when advisor opens it again."""
+    from advisor.stores import keys
+
+    tracker = _start(stores)
+    experiment = tracker.client.get_experiment(tracker.experiment_id)
+    assert experiment.tags[keys.EXPERIMENT_KIND] == "custom_model_development"
+    tracker.client.delete_experiment_tag(tracker.experiment_id, keys.EXPERIMENT_KIND)
+    again = StudyTracker(stores.tracking_uri, stores.artifact_root, "s1")
+    tags = again.client.get_experiment(again.experiment_id).tags
+    assert tags[keys.EXPERIMENT_KIND] == "custom_model_development"
+
+
+def test_a_trial_run_logs_where_its_time_went(stores: Stores) -> None:
+    from advisor.stores import keys
+
+    tracker = _start(stores)
+    run = tracker.start_trial(0, params={}, config=_config(0))
+    result = TrialResult(
+        state="complete",
+        metric="exact_match",
+        score=0.5,
+        steps=4,
+        wall_seconds=20.0,
+        load_seconds=3.0,
+        train_seconds=8.0,
+        eval_loss_seconds=1.0,
+        eval_seconds=5.0,
+        forgetting_seconds=2.5,
+    )
+    tracker.finish_trial(run, result, derived={})
+    metrics = tracker.client.get_run(run).data.metrics
+    logged = {phase: metrics[name] for phase, name in keys.PHASE_SECONDS.items()}
+    tracking = logged.pop("tracking")
+    assert logged == {
+        "load": 3.0,
+        "train": 8.0,
+        "eval_loss": 1.0,
+        "generation": 5.0,
+        "probes": 2.5,
+        "setup_save": 0.5,  # the runner's wall time no phase clocked
+    }
+    assert 0.0 < tracking < 30.0  # opening the run and recording it, in this process
+
+
+def test_the_parent_run_carries_the_outcome(stores: Stores) -> None:
+    from advisor.stores import keys
+    from advisor.stores.outcome import Outcome
+
+    tracker = _start(stores)
+    first = Outcome(
+        trials_done=1,
+        total_cost=0.5,
+        best_score=0.4,
+        gain=0.1,
+        best_trial=0,
+        best_params={"r": 8, "target_modules": ("q_proj", "v_proj")},
+    )
+    tracker.record_outcome(first)
+    tracker.record_outcome(
+        Outcome(
+            trials_done=2,
+            total_cost=1.25,
+            best_score=0.7,
+            gain=0.4,
+            best_trial=1,
+            best_params={"r": 16},
+        )
+    )
+    parent = tracker.client.get_run(tracker.parent_run_id)
+    assert parent.data.metrics[keys.BEST_SCORE] == 0.7
+    assert parent.data.metrics[keys.BEST_GAIN] == pytest.approx(0.4)
+    assert parent.data.metrics[keys.BEST_TRIAL] == 1
+    assert parent.data.metrics[keys.TRIALS_DONE] == 2
+    assert parent.data.metrics[keys.TOTAL_COST] == 1.25
+    best = {k: v for k, v in parent.data.tags.items() if k.startswith("best.")}
+    assert best == {"best.r": "16"}  # the first best's target_modules is gone with it
+    history = tracker.client.get_metric_history(tracker.parent_run_id, keys.BEST_SCORE)
+    assert [(m.step, m.value) for m in history] == [(1, 0.4), (2, 0.7)]

@@ -229,3 +229,49 @@ def test_server_lifecycle_health_sigterm_and_group_stop(tmp_path: Path, monkeypa
     assert signal.getsignal(signal.SIGTERM) is before
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)
+
+
+@pytest.mark.skipif(_browser_missing() is not None, reason=str(_browser_missing()))
+def test_ui_opens_the_experiment_on_the_runs_and_the_outcome(recorded_study, tmp_path) -> None:
+    """The link advisor gives opens the experiment's runs table, not MLflow 3's GenAI overview
+    ("Traces", "No data"), and the study's parent row carries its outcome (best score, gain,
+    trials done, cost) and the best parameters. Screenshots in `tmp_path/screenshots`."""
+    from selenium.webdriver.common.by import By
+
+    from advisor.stores.records import open_recorded_study
+    from advisor.stores.tracker import runs_page
+
+    root = tmp_path / "r"
+    shutil.copytree(recorded_study["root"], root)
+    recorded = open_recorded_study("recorded", root=root)
+    experiment_id = recorded.tracker.experiment_id
+    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+
+    driver = _browser(tmp_path)
+    try:
+        with ui_lib.start_ui(uri, port=ui_lib.free_port()) as server:
+            driver.get(f"{server.url}/#/experiments/{experiment_id}")  # what MLflow does alone
+            _wait_for_text(driver, "recorded")
+            assert driver.save_screenshot(str(shots / "plain-link.png"))
+            plain_url = driver.current_url
+            driver.get(runs_page(server.url, experiment_id))
+            _wait_for_text(driver, "Run Name")  # the runs table's header
+            _wait_for_text(driver, "recorded")
+            body = driver.find_element(By.TAG_NAME, "body").text
+            assert driver.save_screenshot(str(shots / "landing.png"))
+            assert "/runs" in driver.current_url, driver.current_url
+            assert "No data" not in body and "Traces" not in body.split("Run Name")[1]
+            (shots / "urls.txt").write_text(f"{plain_url}\n{driver.current_url}\n{body}\n")
+            driver.get(
+                f"{server.url}/#/experiments/{experiment_id}/runs/{recorded.tracker.parent_run_id}"
+            )
+            for name in ("best_score", "best_gain_over_baseline", "trials_done", "total_cost_usd"):
+                _wait_for_text(driver, name)
+            _wait_for_text(driver, "best.learning_rate")
+            assert driver.save_screenshot(str(shots / "parent-run.png"))
+    finally:
+        driver.quit()
+    for shot in shots.glob("*.png"):
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
