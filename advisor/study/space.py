@@ -236,7 +236,7 @@ class SearchSpec(Section):
         None,
         description="rsLoRA: scale the update by lora_alpha/sqrt(r) instead of lora_alpha/r, so "
         "large ranks still learn (peft's use_rslora); true, false (the default) or [false, true] "
-        "to search it. LoRA, DoRA and QLoRA only.",
+        "to search it. The LoRA adapters only (lora, dora, qlora, rag_lora).",
     )
     top_k: IntParam | None = Field(
         None,

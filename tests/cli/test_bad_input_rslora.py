@@ -39,7 +39,7 @@ CASES = [
     bad(
         "s.yaml:10: search.use_rslora",
         "method 'full' has no 'use_rslora' parameter",
-        "remove search.use_rslora, or pick a method that uses it (lora, dora, qlora)",
+        "remove search.use_rslora, or pick a method that uses it (lora, dora, qlora, rag_lora)",
         edit=method("full"),
         id="full-fine-tuning-has-no-rslora",
     ),
@@ -58,7 +58,7 @@ CASES = [
     bad(
         "s.yaml:12: search.use_rslora",
         "method 'adalora' has no 'use_rslora' parameter",
-        "pick a method that uses it (lora, dora, qlora)",
+        "pick a method that uses it (lora, dora, qlora, rag_lora)",
         edit={"method: lora": "method: adalora", **rslora("true")},
         id="adalora-layers-never-read-it",
     ),

@@ -108,4 +108,4 @@ def test_methods_without_rslora_scaling_refuse_it_naming_the_field(
     message = str(refused.value)
     assert "1 problem" in message
     assert f"search.use_rslora: method {method!r} has no 'use_rslora' parameter" in message
-    assert "pick a method that uses it (lora, dora, qlora)" in message
+    assert "pick a method that uses it (lora, dora, qlora, rag_lora)" in message
