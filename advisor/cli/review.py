@@ -119,6 +119,7 @@ def _render_plots(report: Report, out: Console) -> None:
 
 _PHASE_LABEL = {
     "load": "load",
+    "index": "index",
     "train": "train",
     "eval_loss": "eval loss",
     "generation": "generation",
@@ -137,21 +138,27 @@ def render_timing(report: Report, out: Console) -> None:
     table = Table(title=f"where the time went (seconds) · study {escape(report.study)}")
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("state", no_wrap=True)
-    for phase in _PHASE_LABEL.values():
-        table.add_column(phase, justify="right")
+    # the index column only where a retrieval method built one
+    shown = {
+        phase: label
+        for phase, label in _PHASE_LABEL.items()
+        if phase != "index" or timing.totals.get("index", 0.0) > 0
+    }
+    for label in shown.values():
+        table.add_column(label, justify="right")
     table.add_column("wall", justify="right")
     for row in timing.rows:
         table.add_row(
             "base" if row.trial < 0 else str(row.trial),
             row.state,
-            *(_fmt(row.seconds.get(phase), ".1f") for phase in _PHASE_LABEL),
+            *(_fmt(row.seconds.get(phase), ".1f") for phase in shown),
             _fmt(row.wall_seconds, ".1f"),
         )
     table.add_section()
     table.add_row(
         "all",
         "",
-        *(_fmt(timing.totals.get(phase), ".1f") for phase in _PHASE_LABEL),
+        *(_fmt(timing.totals.get(phase), ".1f") for phase in shown),
         _fmt(timing.wall_seconds, ".1f"),
     )
     out.print(table)

@@ -48,6 +48,7 @@ def phase_row(trial: int, state: str, metrics: Mapping[str, float]) -> PhaseRow 
     if keys.WALL_SECONDS not in metrics:
         return None
     seconds = {phase: metrics.get(name) for phase, name in keys.PHASE_SECONDS.items()}
+    seconds["index"] = seconds["index"] or 0.0  # no retrieval method, or logged before it
     wall = float(metrics[keys.WALL_SECONDS])
     if seconds["setup_save"] is None:  # logged by an older advisor: the runner's remainder
         timed = sum(v or 0.0 for p, v in seconds.items() if p != "tracking")

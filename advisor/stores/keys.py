@@ -119,6 +119,7 @@ PLOTS = "plots"
 # -- MLflow metrics: where a trial's time went, and a study's outcome ----------------------
 PHASE_SECONDS = {
     "load": "load_seconds",
+    "index": "index_seconds",
     "train": "train_seconds",
     "eval_loss": "eval_loss_seconds",
     "generation": "eval_seconds",
@@ -128,10 +129,11 @@ PHASE_SECONDS = {
 }
 """Phase -> the trial run's metric of its seconds. The runner times load, train, the eval-loss
 passes, scoring (generation, or the eval loss alone for a loss metric) and the forgetting
-probes; `other_seconds` is the rest of the runner's wall time (reading the data, the trainer's
-set-up, saving the adapter); `tracking_seconds` is what recording the run in MLflow added in
-the parent (opening it, and the metrics, tags and artifacts at the end). A run of a version
-before these were logged lacks eval_loss, setup_save and tracking."""
+probes, and a retrieval method's indexing of data.knowledge (`index_seconds`, absent for
+the other methods); `other_seconds` is the rest of the runner's wall time (reading the data,
+the trainer's set-up, saving the adapter); `tracking_seconds` is what recording the run in
+MLflow added in the parent (opening it, and the metrics, tags and artifacts at the end). A run
+of a version before these were logged lacks eval_loss, setup_save and tracking."""
 WALL_SECONDS = "wall_seconds"
 """The runner's wall time of a trial (tracking not included)."""
 EXPERIMENT_KIND = "mlflow.experimentKind"

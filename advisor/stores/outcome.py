@@ -87,6 +87,7 @@ def other_seconds(result: TrialResult) -> float:
     time: the phases and the wall time are the runner's own timings, on one clock."""
     timed = (
         result.load_seconds
+        + result.index_seconds
         + result.train_seconds
         + result.eval_loss_seconds
         + result.eval_seconds

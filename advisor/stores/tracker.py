@@ -314,6 +314,9 @@ class StudyTracker:
             "general_score_delta": result.general_score_delta,
             "forgetting_seconds": result.forgetting_seconds,
             "eval_loss_seconds": result.eval_loss_seconds,
+            # a retrieval method's index over data.knowledge (runners.retrieval); 0 s otherwise
+            "index_seconds": result.index_seconds,
+            "index_chunks": float(result.index_chunks) if result.index_chunks else None,
             "other_seconds": other_seconds(result),
             **derived,
         }

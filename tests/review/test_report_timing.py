@@ -60,6 +60,7 @@ def test_cli_timing_table_and_json(recorded_study, monkeypatch) -> None:
     for column in ("load", "train", "eval loss", "generation", "probes", "tracking"):
         assert column in text
     assert "training share:" in text and "of the trials' wall time" in text
+    assert " index " not in text  # no retrieval method: no index column
     plain = runner.invoke(app, ["report", "recorded", "--no-log-plots"])
     assert "where the time went" not in plain.output
     payload = json.loads(

@@ -176,6 +176,7 @@ def test_a_trial_run_logs_where_its_time_went(stores: Stores) -> None:
     tracking = logged.pop("tracking")
     assert logged == {
         "load": 3.0,
+        "index": 0.0,  # no retrieval method: nothing indexed
         "train": 8.0,
         "eval_loss": 1.0,
         "generation": 5.0,

@@ -48,3 +48,9 @@ def test_a_rag_trial_runs_end_to_end_through_tune(
     assert trial.data.metrics["wall_seconds"] > 0
     log = Path(client.download_artifacts(trial.info.run_id, "trial.log", str(tmp_path)))
     assert "index: 1 passages of <= 16 words from 1 documents" in log.read_text()
+    # the index is a phase of its own: in the run's metrics and in `report --timing`
+    assert trial.data.metrics["index_chunks"] == 1 and trial.data.metrics["index_seconds"] >= 0
+    timing = CliRunner().invoke(app, ["report", "ragged", "--timing", "--json"])
+    assert timing.exit_code == 0, timing.output
+    [timed] = [row for row in json.loads(timing.stdout)["timing"]["rows"] if row["trial"] == 0]
+    assert timed["seconds"]["index"] == trial.data.metrics["index_seconds"]
