@@ -8,6 +8,7 @@ which prepares a study for workers) all start from one.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from advisor.study.presets import encode_choice
 from advisor.study.space import Param
 from advisor.study.spec import StudySpec
 from advisor.study.start import fitted, searched_space
+from runners.knowledge import knowledge_files
 
 from .process import TrialLimits
 
@@ -116,6 +118,11 @@ class StudyPlan:
                 "train": file_sha256(spec.data.train),
                 "eval": file_sha256(spec.data.eval),
                 **({"replay": file_sha256(spec.data.replay.path)} if spec.data.replay else {}),
+                **(
+                    {"knowledge": knowledge_sha256(spec.data.knowledge)}
+                    if spec.data.knowledge
+                    else {}
+                ),
             },
             n_startup=int(spec.optuna.n_startup_trials),
             limits=TrialLimits(
@@ -154,6 +161,20 @@ class StudyPlan:
             max_steps=self.spec.train.max_steps,
             eval_steps=self.spec.train.eval_steps,
         )
+
+
+def knowledge_sha256(path: str | Path) -> str:
+    """SHA-256 of a knowledge source: its file, or a folder's document files (the ones the
+    retrieval methods index, `runners.knowledge.knowledge_files`) by relative path and content,
+    so that an edited, added or removed document is a changed study input like edited data."""
+    root = Path(path)
+    files = knowledge_files(root)
+    if files == [root]:
+        return file_sha256(root)
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(f"{file.relative_to(root).as_posix()}\0{file_sha256(file)}\n".encode())
+    return digest.hexdigest()
 
 
 def objectives_of(spec: Any) -> tuple[list[str], list[str]]:
