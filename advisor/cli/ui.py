@@ -44,6 +44,11 @@ def ui(
     )
     with ui_lib.start_ui(tracking_uri, host=host, port=port) as server:
         console.print(f"MLflow UI: {server.url}  (Ctrl-C to stop)", highlight=False)
+        pages = ui_lib.study_pages(tracking_uri, server.url)
+        if pages:  # MLflow's own links open its GenAI overview; these open the runs table
+            console.print("studies (latest first; each link opens its runs table):")
+            for study, link in pages:
+                console.print(f"  {escape(study)}: {link}", highlight=False, soft_wrap=True)
         try:
             code = server.wait()
         except KeyboardInterrupt:

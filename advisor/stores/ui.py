@@ -90,6 +90,26 @@ def check_store(tracking_uri: str) -> None:
         check_tracking_reachable(tracking_uri, where="--tracking-uri")
 
 
+def study_pages(tracking_uri: str, ui_url: str, limit: int = 5) -> list[tuple[str, str]]:
+    """(study, link) for the `limit` most recently updated experiments of the store, each link
+    opening the experiment's runs table (`tracker.runs_page`): MLflow 3.17's own links land on
+    its GenAI overview, whatever the experiment's kind tag says."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient  # lazy: `advisor ui --help` does not need MLflow
+
+    from .tracker import quiet_mlflow, runs_page
+
+    quiet_mlflow()
+    try:
+        found = MlflowClient(tracking_uri).search_experiments(
+            order_by=["last_update_time DESC"], max_results=limit + 1
+        )
+    except MlflowException:  # the links are a convenience: the UI itself is up
+        return []
+    studies = [e for e in found if e.experiment_id != "0"][:limit]  # not MLflow's "Default"
+    return [(e.name, runs_page(ui_url, e.experiment_id)) for e in studies]
+
+
 def check_port_free(host: str, port: int) -> None:
     """Fail early and clearly when `host:port` is already taken (e.g. another UI)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

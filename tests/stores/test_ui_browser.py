@@ -275,3 +275,20 @@ def test_ui_opens_the_experiment_on_the_runs_and_the_outcome(recorded_study, tmp
         driver.quit()
     for shot in shots.glob("*.png"):
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_lists_each_study_with_a_link_to_its_runs_table(recorded_study, monkeypatch) -> None:
+    """MLflow 3.17's own experiment links land on its GenAI overview: `advisor ui` prints, per
+    study, the link that opens the runs table (`tracker.runs_page`)."""
+    from advisor.stores.records import open_recorded_study
+
+    root = recorded_study["root"]
+    experiment_id = open_recorded_study("recorded", root=root).tracker.experiment_id
+    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    with _fake_start_ui(monkeypatch):
+        result = runner.invoke(app, ["ui", "--port", "5999", "--tracking-uri", uri])
+    assert result.exit_code == 0, result.output
+    assert "each link opens its runs table" in result.output
+    link = f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    assert f"recorded: {_FakeServer.url}{link}" in result.output
+    assert "Default:" not in result.output
