@@ -97,7 +97,7 @@ def study_pages(tracking_uri: str, ui_url: str, limit: int = 5) -> list[tuple[st
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient  # lazy: `advisor ui --help` does not need MLflow
 
-    from .tracker import quiet_mlflow, runs_page
+    from .tracker import quiet_mlflow, runs_page  # lazy: imports MLflow, as above
 
     quiet_mlflow()
     try:
