@@ -4,6 +4,13 @@ The study file names a sampler (`optuna.sampler`) and a pruner (`optuna.pruner`)
 below map those names to constructors, so a new one is one entry, not a new branch. Samplers are
 seeded from the study seed, so the same study file replays the same sequence of parameters (CPU
 training is deterministic, so TPE sees the same history).
+
+A study that searches the method has a conditional space (`Param.methods`): `suggest` is
+define-by-run, drawing `method` first and then only the parameters of the drawn method, so a
+`rag` trial records `top_k` and no `r`, a `lora` trial the reverse. TPE models such a space with
+`group=True` (Optuna splits the trials into groups that sampled the same parameters and fits a
+multivariate model per group, instead of falling back to independent sampling for every
+parameter outside the intersection of all trials' spaces).
 """
 
 from __future__ import annotations
@@ -18,7 +25,17 @@ from advisor.errors import AdvisorInputError
 from advisor.study.space import Param
 
 
+def _conditional(params: Sequence[Param]) -> bool:
+    return any(p.methods for p in params)
+
+
 def _grid_space(params: Sequence[Param]) -> dict[str, list[Any]]:
+    if _conditional(params):  # the spec refuses it first; the grid is one product of all
+        raise AdvisorInputError(
+            "the grid sampler cannot search the method: each method takes its own parameters",
+            where="optuna.sampler",
+            fix="use sampler: tpe or random, or a grid study per method",
+        )
     space = {}
     for p in params:
         if p.kind != "categorical":
@@ -35,10 +52,14 @@ SamplerFactory = Callable[[Sequence[Param], int, int], "optuna.samplers.BaseSamp
 
 
 def _tpe(params: Sequence[Param], seed: int, n_startup: int) -> optuna.samplers.BaseSampler:
-    # multivariate TPE models the interaction of r and alpha instead of treating them apart.
+    # multivariate TPE models the interaction of r and alpha instead of treating them apart;
+    # group=True for a searched method's conditional space (module docstring).
+    group = {"group": True} if _conditional(params) else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup, multivariate=True)
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=n_startup, multivariate=True, **group
+        )
 
 
 def _random(params: Sequence[Param], seed: int, n_startup: int) -> optuna.samplers.BaseSampler:
@@ -139,9 +160,12 @@ def space_signature(params: Sequence[Param]) -> dict[str, str]:
 
 
 def suggest(trial: optuna.Trial, params: Sequence[Param]) -> dict[str, Any]:
-    """Ask the trial for every searched parameter."""
+    """Ask the trial for every searched parameter; in a conditional space (a searched method)
+    `method` first, then the parameters of the method drawn, and no other."""
     values: dict[str, Any] = {}
     for p in params:
+        if p.methods and values.get("method") not in p.methods:
+            continue
         if p.kind == "categorical":
             values[p.name] = trial.suggest_categorical(p.name, list(p.choices))
         elif p.kind == "int":

@@ -30,28 +30,37 @@ house has no import circles."""
 
 
 def retrieval_problems(spec: Any) -> list[Problem]:
-    """The retrieval rules of the module docstring, for a study of one task."""
-    method = spec.method_entry()
+    """The retrieval rules of the module docstring, for a study of one task. A study that
+    searches the method (`search.method`) needs data.knowledge when any listed method
+    retrieves, and refuses a learning rate or replay only when none of them trains."""
+    methods = spec.methods()
+    entries = [METHODS[m] for m in methods]
+    searched = len(methods) > 1 or bool(spec.search.method)
+    who = f"the searched methods ({', '.join(methods)})" if searched else f"method {spec.method!r}"
     retrievers = ", ".join(m for m, entry in METHODS.items() if entry.retrieval)
     problems: list[Problem] = []
-    if method.retrieval and spec.data.knowledge is None:
+    if any(e.retrieval for e in entries) and spec.data.knowledge is None:
+        readers = [m for m, e in zip(methods, entries, strict=True) if e.retrieval]
         problems.append(
             (
-                ("method",),
-                f"method {spec.method!r} answers from retrieved passages, but data.knowledge "
+                ("search", "method") if searched else ("method",),
+                f"method {readers[0]!r} answers from retrieved passages, but data.knowledge "
                 "is not set",
-                "add data.knowledge: a .txt, .md, .jsonl or .parquet file, or a folder of them",
+                "add data.knowledge: a .txt, .md, .jsonl or .parquet file, or a folder of them"
+                + (f", or remove {readers[0]} from search.method" if searched else ""),
             )
         )
-    if not method.retrieval and spec.data.knowledge is not None:
+    if not any(e.retrieval for e in entries) and spec.data.knowledge is not None:
+        verb = "retrieves" if searched else "does not retrieve"
         problems.append(
             (
                 ("data", "knowledge"),
-                f"method {spec.method!r} does not retrieve: data.knowledge would be ignored",
+                (f"none of {who} {verb}" if searched else f"{who} {verb}")
+                + ": data.knowledge would be ignored",
                 f"remove data.knowledge, or use a method that retrieves ({retrievers})",
             )
         )
-    if not method.trains:
+    if not any(e.trains for e in entries):
         unused = [("search", "learning_rate")] if spec.search.learning_rate is not None else []
         unused += [("search", "replay_fraction")] if spec.search.replay_fraction is not None else []
         unused += [("data", "replay")] if spec.data.replay is not None else []
@@ -60,7 +69,7 @@ def retrieval_problems(spec: Any) -> list[Problem]:
             problems.append(
                 (
                     loc,
-                    f"method {spec.method!r} trains nothing: {dotted} would have no effect",
+                    f"{who} trains nothing: {dotted} would have no effect",
                     f"remove {dotted}, or use a method that trains (e.g. rag_lora)",
                 )
             )

@@ -5,10 +5,15 @@ The tuner (which owns Optuna) asks `search_parameters(spec)` what to sample, tur
 Optuna categorical choices must be str/int/float, so a target-modules choice travels as a string:
 a preset name (`attention_qv`) or explicit names joined by `+` (`q_proj+k_proj`); see
 `encode_choice` / `decode_choice` in `advisor.study.presets`.
+
+A study that searches the method (`search.method`) has a conditional space: `method` first, then
+each parameter under the condition of the methods that take it (`Param.methods`), each method's
+own parameters as `method_view` shows them (`advisor.study.method_search`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from runners.config import (
@@ -21,6 +26,13 @@ from runners.config import (
 )
 from runners.methods import METHODS
 
+from .method_search import (
+    method_view,
+    optuna_name,
+    searched_methods,
+    searches_method,
+    trial_values,
+)
 from .presets import encode_choice, resolve_target_modules
 from .space import NUMERIC_PARAMS, PARAM_NAMES, FloatRange, IntRange, Param, is_searched
 from .spec import StudySpec
@@ -45,7 +57,27 @@ def _values(spec: StudySpec) -> dict[str, Any]:
 
 
 def search_parameters(spec: StudySpec) -> list[ParamSpec]:
-    """The searched parameters (lists of two or more choices, and ranges), in a stable order."""
+    """The searched parameters (lists of two or more choices, and ranges), in a stable order.
+
+    With a searched method: `method` first (the sampler draws it before anything it decides),
+    then each method's parameters in the listed methods' order, one Param per Optuna name with
+    the methods that sample it; a parameter shared by several methods (r by lora and qlora,
+    learning_rate by the methods without their own) is one dimension the sampler learns across
+    them."""
+    if not searches_method(spec):
+        return _own_parameters(spec)
+    methods = searched_methods(spec)
+    params: dict[str, ParamSpec] = {"method": ParamSpec("method", "categorical", choices=methods)}
+    for method in methods:
+        for p in _own_parameters(method_view(spec, method)):
+            name = optuna_name(spec, method, p.name)
+            known = params.get(name)
+            takers = (*known.methods, method) if known is not None else (method,)
+            params[name] = replace(p, name=name, methods=takers)
+    return list(params.values())
+
+
+def _own_parameters(spec: StudySpec) -> list[ParamSpec]:
     params: list[ParamSpec] = []
     for name, value in _values(spec).items():
         if value is None or not is_searched(value):
@@ -64,8 +96,16 @@ def search_parameters(spec: StudySpec) -> list[ParamSpec]:
 
 
 def fixed_parameters(spec: StudySpec) -> dict[str, Any]:
-    """Parameters with one value (a scalar or a one-element list); target_modules encoded."""
-    fixed: dict[str, Any] = {}
+    """Parameters with one value (a scalar or a one-element list); target_modules encoded.
+    With a searched method: each listed method's, under their Optuna names (a value two
+    methods share once)."""
+    if searches_method(spec):
+        fixed: dict[str, Any] = {}
+        for method in searched_methods(spec):
+            for name, value in fixed_parameters(method_view(spec, method)).items():
+                fixed[optuna_name(spec, method, name)] = value
+        return fixed
+    fixed = {}
     for name, value in _values(spec).items():
         if value is None or is_searched(value):
             continue
@@ -76,8 +116,13 @@ def fixed_parameters(spec: StudySpec) -> dict[str, Any]:
 def representative_parameters(spec: StudySpec) -> dict[str, Any]:
     """A value for every searched parameter without sampling: first choice, or the range's low.
 
-    Used for the baseline run, which applies no method but still needs a complete config.
+    Used for the baseline run, which applies no method but still needs a complete config
+    (of a searched method's study: the first listed method's).
     """
+    if searches_method(spec):
+        method = searched_methods(spec)[0]
+        own = representative_parameters(method_view(spec, method))
+        return {"method": method, **{optuna_name(spec, method, k): v for k, v in own.items()}}
     return {
         p.name: p.choices[0]
         if p.kind == "categorical"
@@ -106,7 +151,25 @@ def resolve_trial_config(
     modules are checked against the model's names (AdvisorInputError with the closest match).
     `cuda`: whether the trial will train on CUDA, for `train.optimizer: auto`; None: ask this
     machine (`trains_on_cuda`), which is where a worker resolves its own trials.
+    A study that searches the method takes `params["method"]` (the baseline: the first listed
+    method) and resolves the trial as that method's view of the study (`method_view`).
     """
+    if searches_method(spec):
+        values = {**(representative_parameters(spec) if baseline else {}), **params}
+        if "method" not in values:
+            raise ValueError(f"trial {trial_number} lacks a value for the searched `method`")
+        method = values["method"]
+        if method not in searched_methods(spec):
+            raise ValueError(f"trial {trial_number}: method {method!r} is not searched")
+        return resolve_trial_config(
+            method_view(spec, method),
+            trial_values(spec, method, values),
+            trial_number=trial_number,
+            output_dir=output_dir,
+            available_modules=available_modules,
+            baseline=baseline,
+            cuda=cuda,
+        )
     unknown = sorted(set(params) - set(PARAM_NAMES))
     if unknown:
         raise ValueError(f"unknown trial parameters {unknown}; known: {', '.join(PARAM_NAMES)}")

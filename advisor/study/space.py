@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from runners.knowledge import MIN_CHUNK_SIZE
+from runners.methods import METHOD_ALIASES, METHODS, canonical_name
 from runners.methods.targets import TARGET_MODULE_PRESETS
 
 SEARCH_TAGS = ("fixed", "choices", "range")
@@ -183,6 +184,9 @@ class Param:
     high: float | None = None
     log: bool = False
     step: float | None = None
+    methods: tuple[str, ...] = ()
+    """In a study that searches the method: the methods whose trials sample this parameter
+    (the sampled `method` decides; `advisor.study.methods`). Empty: every trial samples it."""
 
 
 def is_searched(value: Any) -> bool:
@@ -199,6 +203,18 @@ def choice_count(value: Any) -> float:
     if isinstance(value, list):
         return len(value)
     return 1
+
+
+class MethodSearch(Section):
+    """`search.per_method.<method>`: values of one searched method only.
+
+    The learning rate only, for now: it is the one shared key whose good values differ by
+    method (EVIDENCE.md: full fine-tuning ~1e-5, the LoRA family ~1e-4 to 1e-3); the other keys
+    belong to one family each already (r to the LoRA family, top_k to retrieval)."""
+
+    learning_rate: FloatParam = Field(
+        description="This method's learning rate, > 0: a value, choices or a range."
+    )
 
 
 class SearchSpec(Section):
@@ -248,6 +264,21 @@ class SearchSpec(Section):
         description=f"Retrieval methods: words per passage of data.knowledge, {MIN_CHUNK_SIZE} .. "
         "2^31-1 (neighbours share a quarter), e.g. [32, 64, 128].",
     )
+    method: list[str] | None = Field(
+        None,
+        description="The method as a search dimension: two or more registered methods, e.g. "
+        "[rag, lora, full] (rag+lora is read as rag_lora). Each trial samples a method, then "
+        "that method's own parameters: each search key applies to the listed methods that take "
+        "it (r to the LoRA family, top_k to retrieval, learning_rate to every method that "
+        "trains). Leave the top-level `method` out.",
+    )
+    per_method: dict[str, MethodSearch] | None = Field(
+        None,
+        description="Values for one searched method only, e.g. {full: {learning_rate: {low: "
+        "1e-5, high: 1e-4, log: true}}}: full fine-tuning learns at rates ~10x below the LoRA "
+        "family's, so one learning_rate range cannot serve both. A method left out takes "
+        "search.learning_rate, else its registry default.",
+    )
 
     @field_validator("target_modules")
     @classmethod
@@ -284,6 +315,50 @@ class SearchSpec(Section):
             )
         return value
 
+    @field_validator("method")
+    @classmethod
+    def _methods(cls, value: list[str] | None) -> list[str] | None:
+        """Registry names (an alias read as its method), each once, two or more: one method is
+        the top-level `method`, whose study keeps the shape (and the hash) it always had."""
+        if value is None:
+            return None
+        names = (*METHODS, *METHOD_ALIASES)
+        unknown = [m for m in value if canonical_name(m) not in METHODS]
+        if unknown:
+            raise rule(
+                f"unknown method {shown(unknown[0])} in search.method",
+                f"use methods of the registry: {', '.join(names)}",
+            )
+        methods = [canonical_name(m) for m in value]
+        if len(methods) < 2:
+            raise rule(
+                f"search.method lists {len(methods) or 'no'} method{'s' if not methods else ''}"
+                f"{f' ({methods[0]})' if methods else ''}: there is no choice to search",
+                f"list two or more (e.g. [rag, lora]), or write `method: "
+                f"{methods[0] if methods else 'lora'}` at the top level",
+            )
+        twice = sorted({m for m in methods if methods.count(m) > 1})
+        if twice:
+            raise rule(
+                f"search.method lists {', '.join(twice)} twice",
+                "list each method once (rag+lora and rag_lora are the same method)",
+            )
+        return methods
+
+    @field_validator("per_method")
+    @classmethod
+    def _per_method_names(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Keys are read as registry names, like search.method's entries."""
+        if value is None:
+            return None
+        unknown = [m for m in value if canonical_name(m) not in METHODS]
+        if unknown:
+            raise rule(
+                f"unknown method {shown(unknown[0])} in search.per_method",
+                f"use a method of search.method ({', '.join(METHODS)})",
+            )
+        return {canonical_name(m): v for m, v in value.items()}
+
     @model_validator(mode="after")
     def _one_alpha(self) -> SearchSpec:
         if self.lora_alpha is not None and self.alpha_ratio is not None:
@@ -301,6 +376,9 @@ class SearchSpec(Section):
         out = dump(self)
         if self.use_rslora in (None, False, [False]):
             out.pop("use_rslora", None)
+        for key in ("method", "per_method"):  # a study of one method hashes as before
+            if out.get(key, 0) is None:
+                del out[key]
         return out
 
     def target_choices(self) -> list[str | list[str]]:
@@ -311,7 +389,11 @@ class SearchSpec(Section):
         return [value] if isinstance(value, str) else list(value)
 
 
-NUMERIC_PARAMS = tuple(name for name in SearchSpec.model_fields if name != "target_modules")
+METHOD_KEYS = ("method", "per_method")
+"""`search:` keys that say which methods are searched, not a value a trial trains with."""
+NUMERIC_PARAMS = tuple(
+    name for name in SearchSpec.model_fields if name not in ("target_modules", *METHOD_KEYS)
+)
 """The search parameters but target_modules (numbers, and the use_rslora switch), in the order
 the tuner samples them (that order is part of a seeded study's sequence of trials: keep it; a new
 parameter goes last, and is only sampled by the studies that search it)."""

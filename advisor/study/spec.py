@@ -18,6 +18,14 @@ from runners.metrics import METRICS
 
 from .knowledge import retrieval_problems
 from .layouts import DEFAULT_METRIC
+from .method_search import (
+    fill_method_defaults,
+    method_search_problems,
+    method_view,
+    parameter_problems,
+    searched_methods,
+    searches_method,
+)
 from .sections import (
     COST_OBJECTIVES,
     TASK_STUDY_PATTERN,
@@ -33,6 +41,7 @@ from .sections import (
     TrialLimitsSpec,
 )
 from .space import (
+    METHOD_KEYS,
     NUMERIC_PARAMS,
     SEED_MAX,
     FloatRange,
@@ -59,7 +68,9 @@ def known_methods() -> tuple[str, ...]:
 
 def per_method_params() -> tuple[str, ...]:
     """`search:` keys that belong to some methods only (r, lora_alpha, target_modules, ...)."""
-    return tuple(name for name in SearchSpec.model_fields if name not in SHARED_PARAMS)
+    return tuple(
+        name for name in SearchSpec.model_fields if name not in (*SHARED_PARAMS, *METHOD_KEYS)
+    )
 
 
 class StudySpec(Section):
@@ -93,7 +104,8 @@ class StudySpec(Section):
         "lora",
         description="Fine-tuning method from the runner's registry; rag (no training: passages "
         "of data.knowledge in the prompt) and rag_lora (also written rag+lora: LoRA trained "
-        "with the passages in its prompts) retrieve.",
+        "with the passages in its prompts) retrieve. To compare methods in one study, list "
+        "them in search.method instead (this key is then the first of them).",
     )
     search: SearchSpec = Field(default_factory=SearchSpec, description="The search space.")
     train: TrainSpec = Field(default_factory=TrainSpec, description="Per-trial budget.")
@@ -189,7 +201,14 @@ class StudySpec(Section):
 
     def _fill_defaults(self) -> None:
         """Make the spec fully resolved, from the method's registry entry: a dump of it reruns
-        the same study. A LoRA-family alpha is given once: lora_alpha, or alpha_ratio x r."""
+        the same study. A LoRA-family alpha is given once: lora_alpha, or alpha_ratio x r.
+        A study that searches the method fills every listed method's (`method_search`)."""
+        if searches_method(self):
+            self.method = searched_methods(self)[0]
+            fill_method_defaults(self)
+            if self.tracking.experiment is None:
+                self.tracking.experiment = self.name
+            return
         search, method = self.search, self.method_entry()
         for name, value in method.defaults.items():
             if name == "alpha_ratio" and search.lora_alpha is not None:
@@ -208,8 +227,13 @@ class StudySpec(Section):
         return METHODS[self.method]
 
     def method_params(self) -> tuple[str, ...]:
-        """The `search:` keys the method takes besides the shared ones (learning_rate, ...)."""
-        return self.method_entry().search
+        """The `search:` keys the method takes besides the shared ones (learning_rate, ...);
+        of a study that searches the method, the keys any of its methods takes."""
+        return tuple(k for m in self.methods() for k in METHODS[m].search)
+
+    def methods(self) -> tuple[str, ...]:
+        """The methods the study's trials run: search.method, else the one `method`."""
+        return searched_methods(self)
 
     def objective_names(self) -> list[str]:
         """Objective names as logged: the metric's name, then the cost (if any)."""
@@ -221,7 +245,10 @@ class StudySpec(Section):
         return [first] + ["minimize"] * (len(self.objectives) - 1)
 
     def space_size(self) -> float:
-        """Number of distinct configurations (math.inf when a range is continuous)."""
+        """Number of distinct configurations (math.inf when a range is continuous); of a study
+        that searches the method, the sum of its methods' spaces."""
+        if searches_method(self):
+            return sum(method_view(self, m).space_size() for m in self.methods())
         size: float = 1
         for name in NUMERIC_PARAMS:
             size *= choice_count(getattr(self.search, name))
@@ -338,18 +365,9 @@ def replay_problems(spec: StudySpec) -> list[tuple[tuple[Any, ...], str, str]]:
 def cross_field_problems(spec: StudySpec) -> list[tuple[tuple[Any, ...], str, str]]:
     """Every broken rule that spans sections, as (location, message, fix)."""
     problems: list[tuple[tuple[Any, ...], str, str]] = []
-    allowed = spec.method_params()
-    for name in per_method_params():
-        if getattr(spec.search, name) is not None and name not in allowed:
-            takers = [m for m, entry in METHODS.items() if name in entry.search]
-            problems.append(
-                (
-                    ("search", name),
-                    f"method {spec.method!r} has no {name!r} parameter",
-                    f"remove search.{name}, or pick a method that uses it ({', '.join(takers)})",
-                )
-            )
-    if spec.method_entry().trains:  # else retrieval_problems refuses replay outright
+    problems.extend(parameter_problems(spec, per_method_params()))
+    problems.extend(method_search_problems(spec))
+    if any(METHODS[m].trains for m in spec.methods()):  # else retrieval_problems refuses replay
         problems.extend(replay_problems(spec))
     problems.extend(retrieval_problems(spec))
     problems.extend(start_problems(spec))  # optuna.start: see .start

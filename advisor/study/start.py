@@ -9,6 +9,11 @@ Points from elsewhere are fitted instead of refused, since the user did not writ
 recommender's point keeps only the values that lie inside the space it was written with
 (`inside`), and a past study's best point is moved into this study's space (`fitted`).
 
+In a study that searches the method (`search.method`), a point names its `method` and only that
+method's parameters (under their Optuna names: `full.learning_rate` for a method with its own
+rate): `r` in a `rag` point would be ignored by the trial, so it is refused like a value outside
+the space. Past points are fitted to the space of their own method (`space_of`).
+
 The grid sampler takes no warm start: the grid tries every point of its space anyway, and
 Optuna's GridSampler does not count an enqueued trial as one of its grid points, so the point
 would be trained twice. `warm_start: true` with `sampler: grid` is refused with that reason.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .method_search import method_view, optuna_name, searched_methods, searches_method
 from .presets import encode_choice
 from .space import PARAM_NAMES, IntRange, is_searched, shown
 
@@ -39,7 +45,42 @@ def start_problems(spec: Any) -> list[Problem]:
         )
         fix = "remove optuna.start and optuna.warm_start (the grid tries every point), or use "
         return [(where, message, fix + "sampler: tpe")]
-    searched = searched_space(spec.search, _replay_fraction(spec))
+    if searches_method(spec) and start:
+        return _method_start_problems(spec, start)
+    return _point_problems(spec, searched_space(spec.search, _replay_fraction(spec)), start)
+
+
+def _method_start_problems(spec: Any, start: dict[str, Any]) -> list[Problem]:
+    """A point of a study that searches the method: its method, then that method's values."""
+    methods = searched_methods(spec)
+    method = start.get("method")
+    if method not in methods:
+        said = "names no method" if method is None else f"names method {shown(method)}"
+        return [
+            (
+                ("optuna", "start", "method") if method is not None else ("optuna", "start"),
+                f"the starting point {said}, but the study searches the method: a point is "
+                f"one method's ({', '.join(methods)})",
+                f"set optuna.start.method to one of: {', '.join(methods)}",
+            )
+        ]
+    own = space_of(spec, method)
+    problems: list[Problem] = []
+    for name in start:
+        if name not in own and name in space_of(spec):
+            takes = ", ".join(n for n in own if n != "method") or "none"
+            problems.append(
+                (
+                    ("optuna", "start", name),
+                    f"{name!r} is not a parameter of method {method!r}: its trials would ignore it",
+                    f"remove optuna.start.{name}, or use {method}'s parameters: {takes}",
+                )
+            )
+    rest = {n: v for n, v in start.items() if n in own or n not in space_of(spec)}
+    return problems + _point_problems(spec, own, rest)
+
+
+def _point_problems(spec: Any, searched: dict[str, Any], start: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     for name, value in start.items():
         space = searched.get(name)
@@ -54,6 +95,21 @@ def start_problems(spec: Any) -> list[Problem]:
             fix = f"give optuna.start.{name} a value in search.{name}, or widen search.{name}"
         problems.append((("optuna", "start", name), message, fix))
     return problems
+
+
+def space_of(spec: Any, method: str | None = None) -> dict[str, Any]:
+    """The searched parameters of a study -> their space, under Optuna's names. Of a study that
+    searches the method: `method` with its choices, then `method`'s own parameters, or with
+    `method` None every listed method's."""
+    if not searches_method(spec):
+        return searched_space(spec.search, _replay_fraction(spec))
+    methods = searched_methods(spec)
+    space: dict[str, Any] = {"method": list(methods)}
+    for each in methods if method is None else (method,):
+        view = method_view(spec, each)
+        for name, value in searched_space(view.search, _replay_fraction(view)).items():
+            space[optuna_name(spec, each, name)] = value
+    return space
 
 
 def searched_space(search: Any, replay_fraction: float | None = None) -> dict[str, Any]:

@@ -237,10 +237,19 @@ def _past_points(plan: StudyPlan, data_report: Any) -> list[tuple[dict[str, Any]
     except (AdvisorInputError, OSError, ValueError, KeyError):
         num_params = None
     train_rows = data_report.files[0].rows if data_report is not None and data_report.files else 0
-    question = Question(
-        spec.model.source, num_params, plan.method, train_rows, plan.data_hashes.get("train")
-    )
-    return past_points(studies, question, exclude=spec.name)
+    if len(spec.methods()) == 1:
+        question = Question(
+            spec.model.source, num_params, spec.method, train_rows, plan.data_hashes.get("train")
+        )
+        return past_points(studies, question, exclude=spec.name)
+    points = []  # a searched method: each method's evidence, its points marked with it
+    for method in spec.methods():
+        question = Question(
+            spec.model.source, num_params, method, train_rows, plan.data_hashes.get("train")
+        )
+        for point, source in past_points(studies, question, exclude=spec.name):
+            points.append(({"method": method, **point}, source))
+    return points
 
 
 def tune_tasks(study_file: str | Path, **options: Any) -> TaskSummaries:

@@ -29,7 +29,7 @@ from advisor.study.preflight import preflight
 from advisor.study.presets import encode_choice
 from advisor.study.space import Param
 from advisor.study.spec import StudySpec
-from advisor.study.start import fitted, searched_space
+from advisor.study.start import fitted, space_of
 from runners.knowledge import knowledge_files
 
 from .process import TrialLimits
@@ -46,6 +46,8 @@ class StudyPlan:
     available_modules: list[str] | None
     metric: str
     method: str
+    """The study's method, or the methods it searches joined by commas (`rag,lora`): the parent
+    run's `method` param; a trial's own is its config's (`resolve_trial_config`)."""
     objectives: list[str]
     directions: list[str]
     price_per_hour: float
@@ -107,7 +109,7 @@ class StudyPlan:
             params=search_parameters(spec),
             available_modules=available,
             metric=spec.metric,
-            method=spec.method,
+            method=",".join(spec.methods()),
             objectives=objectives,
             directions=directions,
             price_per_hour=float(spec.cost.price_per_hour),
@@ -230,8 +232,14 @@ def warm_start_points(
     points: list[tuple[dict[str, Any], str]] = []
     if spec.optuna.start:
         points.append((dict(spec.optuna.start), spec.optuna.start_source or START))
-    space = searched_space(spec.search, spec.data.replay.fraction if spec.data.replay else None)
-    points.extend((fitted(space, dict(point)), source) for point, source in past)
+    for point, source in past:  # of a searched method: fitted to the point's method's space
+        method = point.get("method")
+        points.append(
+            (
+                fitted(space_of(spec, method if method in spec.methods() else None), dict(point)),
+                source,
+            )
+        )
     out: list[tuple[dict[str, Any], str]] = []
     for point, source in points:
         encoded = {
