@@ -68,6 +68,7 @@ def render_report(report: Report, out: Console) -> None:
             _note(row),
         )
     out.print(table)
+    _render_methods(report, out)
     if report.fixed:
         out.print(f"fixed settings: {escape(_params(report.fixed))}")
     out.print("★ best on the metric   ◆ on the cost/accuracy Pareto front   ▲ warm start")
@@ -83,6 +84,32 @@ def render_report(report: Report, out: Console) -> None:
     _render_importances(report, out)
     out.print(f"\n[bold]decision:[/] {escape(report.decision)}")
     _render_plots(report, out)
+
+
+def _render_methods(report: Report, out: Console) -> None:
+    """Per searched method, best first: its best trial's score, gain, cost, time, memory and
+    forgetting (a study of one method has none)."""
+    if not report.methods:
+        return
+    table = Table(title="per method (its best trial)", title_justify="left")
+    for column in ("method", "trials", "best #", "score", "gain", "$", "wall s", "peak MB"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    table.add_column("KL", justify="right")
+    table.add_column("Δgeneral", justify="right")
+    for m in report.methods:
+        table.add_row(
+            escape(m.method),
+            f"{m.complete}/{m.trials}",
+            _fmt(m.best_trial),
+            _fmt(m.score),
+            _fmt(m.gain, "+.3f"),
+            _fmt(m.cost_usd, ".3f"),
+            _fmt(m.wall_seconds, ".0f"),
+            _fmt(m.peak_memory_mb, ".0f"),
+            _fmt(m.forgetting_kl, ".3g"),
+            _fmt(m.general_score_delta, "+.2f"),
+        )
+    out.print(table)
 
 
 def _note(row: Any) -> str:

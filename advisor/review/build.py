@@ -37,6 +37,7 @@ from advisor.study.sections import COST_OBJECTIVES
 from . import plots
 from .compare import Comparison, compare_reports
 from .decision import decide, tradeoff
+from .methods import method_summaries
 from .report import BestPick, Importances, ParetoFront, Report, ReportRow, display_params
 from .timing import timing_of
 
@@ -72,6 +73,7 @@ def build_report(recorded: RecordedStudy) -> Report:
         baseline_general_score=measured.get(BASELINE, {}).get("general_score"),
         timing=timing_of(rows, measured, measured.get(BASELINE_RUN)),
     )
+    report.methods = method_summaries(rows, directions[0])
     report.tradeoff = tradeoff(report)
     report.decision = decide(report)
     return report
@@ -146,7 +148,8 @@ def _study_settings(recorded: RecordedStudy) -> tuple[str | None, dict[str, Any]
                 continue
             value = value[0]
         fixed[name] = ",".join(value) if isinstance(value, list) else value
-    return spec.get("method"), fixed
+    searched = (spec.get("search") or {}).get("method")  # a searched method: all of them
+    return (", ".join(searched) if searched else spec.get("method")), fixed
 
 
 def _logged_spec(recorded: RecordedStudy) -> dict[str, Any] | None:

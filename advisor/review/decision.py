@@ -3,11 +3,13 @@
 It names the best trial, its gain over the untuned baseline and what it cost; a trial nearly as
 good at a fraction of the cost (on the Pareto front); and what the best trial cost in general
 ability (forgetting), and a trial nearly as good that forgets much less (`tradeoff`), which
-the report's JSON carries as `tradeoff` too.
+the report's JSON carries as `tradeoff` too. In a study that searched the method it opens with
+the method that wins on this data against the runner-up, cost for cost (`methods.py`).
 """
 
 from __future__ import annotations
 
+from .methods import method_verdict
 from .report import Measure, Report, ReportRow, Tradeoff, describe_params
 
 GOOD_ENOUGH = 0.9
@@ -54,7 +56,9 @@ def decide(report: Report) -> str:
         )
     else:
         result, beaten = f"{metric} {best.values[0]:.3g} (no baseline recorded)", True
-    sentence = f"Trial {best.number} ({head}): {result} at {_cost_phrase(best)}"
+    verdict = method_verdict(report)  # a searched method: the winner against the runner-up
+    sentence = f"{verdict}trial {best.number}" if verdict else f"Trial {best.number}"
+    sentence += f" ({head}): {result} at {_cost_phrase(best)}"
     if not beaten:
         sentence += "; tuning did not beat the base model, so do not ship this adapter"
     cheaper = _cheaper_alternative(report, best)

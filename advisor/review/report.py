@@ -110,6 +110,24 @@ class Tradeoff:
 
 
 @dataclass
+class MethodSummary:
+    """One searched method: its trials and its best complete trial's measures."""
+
+    method: str
+    trials: int
+    """Trials of this method in any state (complete, pruned, failed)."""
+    complete: int
+    best_trial: int | None = None
+    score: float | None = None
+    gain: float | None = None
+    cost_usd: float | None = None
+    wall_seconds: float | None = None
+    peak_memory_mb: float | None = None
+    forgetting_kl: float | None = None
+    general_score_delta: float | None = None
+
+
+@dataclass
 class Report:
     """A recorded study, ready to render or to print as JSON."""
 
@@ -136,6 +154,8 @@ class Report:
     """Set when the best trial forgets much more than one nearly as good (`decision.py`)."""
     timing: Timing | None = None
     """Where the trials' time went (`timing.py`); `advisor report --timing` shows it."""
+    methods: list[MethodSummary] = field(default_factory=list)
+    """Per searched method, best first (`methods.py`); empty for a study of one method."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

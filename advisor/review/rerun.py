@@ -34,6 +34,7 @@ from advisor.stores.tracker import run_tags
 from advisor.study import yamlsafe
 from advisor.study.sections import NAME_PATTERN
 from advisor.tuning.entry import tune
+from advisor.tuning.plan import knowledge_sha256
 from advisor.tuning.summary import TuneObserver
 
 TOLERANCE = 1e-6
@@ -151,18 +152,20 @@ def _logged(recorded: RecordedStudy) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def check_data(spec: dict[str, Any], provenance: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """Data files whose content changed since the study ran: {role: (logged, now)}."""
+    """Data files whose content changed since the study ran: {role: (logged, now)}. The
+    knowledge source may be a folder, hashed by its documents as `tune` hashed it."""
     changed = {}
     for role, logged in provenance.get("data_hashes", {}).items():
         entry = spec["data"][role]
         path = Path(entry["path"] if isinstance(entry, dict) else entry)  # replay: {path, ...}
-        if not path.is_file():
+        folder = role == "knowledge" and path.is_dir()
+        if not (path.is_file() or folder):
             raise AdvisorInputError(
                 f"data file {path} ({role}) of the original study is missing",
                 where=f"data.{role}",
                 fix="restore the file at that path (a rerun reads the data the study logged)",
             )
-        now = file_sha256(path)
+        now = knowledge_sha256(path) if role == "knowledge" else file_sha256(path)
         if now != logged:
             changed[role] = (logged, now)
     return changed
