@@ -180,7 +180,10 @@ def check_same_space(study: optuna.Study, params: Sequence[Param], *, record: bo
                 k: optuna.distributions.distribution_to_json(v)
                 for k, v in sorted(trial.distributions.items())
             }
-            if seen != wanted:
+            # in a conditional space (a searched method) a trial samples the method and that
+            # method's parameters only: a subset of the space, not another space
+            subset = "method" in wanted and all(wanted.get(k) == v for k, v in seen.items())
+            if seen != wanted and not subset:
                 stored = seen
                 break
     if stored is not None and stored != wanted:
