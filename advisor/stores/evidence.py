@@ -26,6 +26,8 @@ from advisor.decide.evidence import PastStudy
 from advisor.decide.shapes import resolve_model
 from advisor.directions import best, gain
 from advisor.errors import AdvisorInputError
+from advisor.study.method_search import takes
+from runners.methods import METHODS
 
 from . import keys
 from .storage import load_study, make_storage
@@ -117,7 +119,7 @@ def _past_study(study: Any, content: dict[str, Any], tracking: MlflowClient | No
         name=study.study_name,
         model=model,
         num_params=_num_params(model),
-        method=str(content.get("method", "?")),
+        method=_method_of(content, top),
         metric=str(attrs.get(keys.METRIC, "score")),
         best_trial=top.number,
         best_params=_best_values(content, top),
@@ -151,14 +153,29 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _method_of(content: dict[str, Any], trial: FrozenTrial) -> str:
+    """The best trial's method: the one it sampled when the study searched the method
+    (`search.method`), else the study's."""
+    sampled = trial.params.get("method")
+    return str(sampled if sampled is not None else content.get("method", "?"))
+
+
 def _best_values(content: dict[str, Any], trial: FrozenTrial) -> dict[str, Any]:
-    """The trial's searched values over the study's fixed ones (a search key given one value)."""
+    """The trial's searched values over the study's fixed ones (a search key given one value),
+    as its method reads them: in a study that searched the method, only the keys the trial's
+    method takes, and `<method>.learning_rate` as `learning_rate`."""
+    method = trial.params.get("method")
     fixed = {
         key: value
         for key, value in (content.get("search") or {}).items()
         if not isinstance(value, (list, dict))
     }
-    return {k: v for k, v in {**fixed, **trial.params}.items() if v is not None}
+    values = {k: v for k, v in {**fixed, **trial.params}.items() if v is not None}
+    if method is None or method not in METHODS:
+        return values
+    own = values.pop(f"{method}.learning_rate", None)
+    out = {k: v for k, v in values.items() if "." not in k and takes(method, k)}
+    return out | ({"learning_rate": own} if own is not None else {})
 
 
 def _num_params(model: str) -> int | None:

@@ -51,3 +51,46 @@ def test_the_evidence_folder_is_the_mlruns_folder_or_the_project_holding_one(
         stores_folder(tmp_path)
     assert refused.value.where == "--evidence" and "--evidence none" in (refused.value.fix or "")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_searched_methods_best_trial_reads_as_its_own_method() -> None:
+    """A study over search.method: the evidence names the best trial's method, with only the
+    keys that method takes (not the fixed keys of the other methods), its own learning rate
+    under its plain name."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import create_trial
+
+    from advisor.stores.evidence import _best_values, _method_of
+
+    content = {
+        "method": "rag",  # the first listed: what the baseline's config was built from
+        "search": {"method": ["rag", "lora", "full"], "r": 8, "chunk_size": 64, "top_k": [1, 3]},
+    }
+    lora = create_trial(
+        params={"method": "lora", "learning_rate": 1e-3},
+        distributions={
+            "method": CategoricalDistribution(["rag", "lora", "full"]),
+            "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
+        },
+        value=0.8,
+    )
+    assert _method_of(content, lora) == "lora"
+    assert _best_values(content, lora) == {"r": 8, "learning_rate": 1e-3}
+    full = create_trial(
+        params={"method": "full", "full.learning_rate": 2e-5},
+        distributions={
+            "method": CategoricalDistribution(["rag", "lora", "full"]),
+            "full.learning_rate": FloatDistribution(1e-5, 1e-4, log=True),
+        },
+        value=0.7,
+    )
+    assert _method_of(content, full) == "full"
+    assert _best_values(content, full) == {"learning_rate": 2e-5}
+    one = {"method": "lora", "search": {"r": 8}}
+    plain = create_trial(
+        params={"learning_rate": 1e-3},
+        distributions={"learning_rate": FloatDistribution(1e-4, 1e-2, log=True)},
+        value=0.5,
+    )
+    assert _method_of(one, plain) == "lora"
+    assert _best_values(one, plain) == {"r": 8, "learning_rate": 1e-3}
