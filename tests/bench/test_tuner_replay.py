@@ -361,3 +361,9 @@ def test_the_mean_over_grids_averages_each_grids_figures(grid):
     mean = replay_mod.mean_cell([low, full])
     assert mean.mean_fraction == pytest.approx((low.mean_fraction + full.mean_fraction) / 2)
     assert mean.steps_share == pytest.approx((low.steps_share + full.steps_share) / 2)
+
+
+def test_each_grid_study_exports_to_its_tasks_csv():
+    assert export_mod.default_out("bench_grid") == BENCH / "demo_grid.csv"
+    assert export_mod.default_out("bench_grid_route") == BENCH / "route_grid.csv"
+    assert export_mod.default_out("bench_grid_style") == BENCH / "style_grid.csv"
