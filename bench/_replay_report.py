@@ -122,12 +122,17 @@ def strategy_table(cells: Sequence[Cell], steps_to: Mapping[str, str]) -> list[s
     return lines
 
 
-def steps_to_text(runs: Sequence[Run], grid: Grid) -> str:
-    reached = [s for s in (steps_to_goal(r, grid) for r in runs) if s is not None]
-    if not reached:
-        return f"- (0 of {len(runs)})"
-    median = statistics.median(reached)
-    return f"{pct(median / grid.full_steps)} ({len(reached)} of {len(runs)})"
+def steps_to_shares(runs: Sequence[Run], grid: Grid) -> list[float]:
+    """Per seed that got there: the share of the grid's steps spent when it first held >= 98%
+    of the grid-best score (at the largest budget)."""
+    steps = (steps_to_goal(r, grid) for r in runs)
+    return [s / grid.full_steps for s in steps if s is not None]
+
+
+def steps_to_text(shares: Sequence[float], seeds: int) -> str:
+    if not shares:
+        return f"- (0 of {seeds})"
+    return f"{pct(statistics.median(shares))} ({len(shares)} of {seeds})"
 
 
 def goal_one(cell: Cell | None) -> str:
@@ -226,12 +231,21 @@ def render(
         "Mean % of the grid-best score (share of seeds at >= 98%) by budget, as a share of the "
         "grid's full steps:",
     ]
+    pooled: dict[str, list[float]] = {label: [] for label in labels}
     for grid in grids:
-        steps_to = {label: steps_to_text(group, grid) for label, group in runs[grid.study].items()}
+        steps_to = {}
+        for label, group in runs[grid.study].items():
+            shares = steps_to_shares(group, grid)
+            pooled[label] += shares
+            steps_to[label] = steps_to_text(shares, len(group))
         lines += ["", f"**{grid.study}** ({TASKS.get(grid.study, grid.study)}):", ""]
         lines += strategy_table(cells[grid.study], steps_to)
-    lines += ["", "**Mean over grids and seeds:**", ""]
-    lines += strategy_table(cells[MEAN], {})
+    lines += ["", "**Mean over grids and seeds** (steps to first 98%: over every grid's seeds):"]
+    everyone = len(seeds) * len(grids)
+    lines += [
+        "",
+        *strategy_table(cells[MEAN], {k: steps_to_text(v, everyone) for k, v in pooled.items()}),
+    ]
     lines += ["", "Goals (issue 16, deliverable 7), per grid and on the mean:", ""]
     lines += goals_table({**{g.study: cells[g.study] for g in grids}, MEAN: cells[MEAN]}, labels)
     return "\n".join(lines) + "\n"
