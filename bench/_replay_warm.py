@@ -59,8 +59,15 @@ class Starts:
 
 
 def study_file(grid: Grid) -> Path:
-    """The grid's study file: `studies/<study>.yaml` (the export names the study)."""
-    return ROOT / "studies" / f"{grid.study}.yaml"
+    """The grid's study file: `studies/<study>.yaml` (the export names the study); the warm
+    start needs its search space and training data."""
+    path = ROOT / "studies" / f"{grid.study}.yaml"
+    if not path.is_file():
+        raise SystemExit(
+            f"{grid.path or 'the grid'}: its study {grid.study!r} has no file {path}, so its warm "
+            "start cannot be found; export the grid from a shipped grid study"
+        )
+    return path
 
 
 def recommend_json(train: Path) -> dict[str, Any]:

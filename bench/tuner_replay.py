@@ -148,6 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    for path in args.csv:
+        if not path.is_file():
+            parser.error(
+                f"--csv {path}: no such grid; train its study and export it "
+                "(bench/tuner_grid_export.py), or name the grids to replay with --csv"
+            )
     grids = [load_grid(path) for path in args.csv]
     n_startup = args.n_startup_trials
     if n_startup is None:

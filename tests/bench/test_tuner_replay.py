@@ -367,3 +367,11 @@ def test_each_grid_study_exports_to_its_tasks_csv():
     assert export_mod.default_out("bench_grid") == BENCH / "demo_grid.csv"
     assert export_mod.default_out("bench_grid_route") == BENCH / "route_grid.csv"
     assert export_mod.default_out("bench_grid_style") == BENCH / "style_grid.csv"
+
+
+def test_a_missing_grid_is_named_with_how_to_make_it(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        replay_mod.main(["--csv", str(tmp_path / "route_grid.csv"), "--no-write"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "route_grid.csv: no such grid" in err and "tuner_grid_export.py" in err
