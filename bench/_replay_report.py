@@ -144,17 +144,25 @@ def goal_one(cell: Cell | None) -> str:
 
 
 def goal_two(cells: Sequence[Cell], label: str) -> str:
-    """Better than random at every budget below the full grid (mean % of best)."""
-    by = {(c.strategy, c.budget_share): c for c in cells}
-    shares = sorted({c.budget_share for c in cells if c.budget_share < 1.0})
-    worse = [
-        pct(s)
-        for s in shares
-        if (label, s) in by and by[label, s].mean_fraction <= by[RANDOM, s].mean_fraction
-    ]
+    """Better than random at every budget below the full grid (mean % of best); a tie (both at
+    the best, say) is not better, and is said apart from a loss."""
     if label == RANDOM:
         return "-"
-    return "**yes**" if not worse else f"no (not above random at {', '.join(worse)})"
+    by = {(c.strategy, c.budget_share): c for c in cells}
+    shares = sorted({c.budget_share for c in cells if c.budget_share < 1.0})
+    below, tied = [], []
+    for share in shares:
+        mine, other = by[label, share].mean_fraction, by[RANDOM, share].mean_fraction
+        if abs(mine - other) < 1e-9:
+            tied.append(pct(share))
+        elif mine < other:
+            below.append(pct(share))
+    if not below and not tied:
+        return "**yes**"
+    parts = ([f"below random at {', '.join(below)}"] if below else []) + (
+        [f"tied at {', '.join(tied)}"] if tied else []
+    )
+    return f"no ({'; '.join(parts)})"
 
 
 def goals_table(cells: Mapping[str, Sequence[Cell]], labels: Sequence[str]) -> list[str]:

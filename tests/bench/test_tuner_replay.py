@@ -375,3 +375,21 @@ def test_a_missing_grid_is_named_with_how_to_make_it(tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "route_grid.csv: no such grid" in err and "tuner_grid_export.py" in err
+
+
+def _cell(strategy: str, share: float, fraction: float, steps_share: float = 0.2):
+    return replay_mod.Cell(strategy, share, 0, fraction, fraction, 0.0, 0.0, 0.0, 0.0, steps_share)
+
+
+def test_goals_are_judged_per_budget_and_a_tie_is_not_better():
+    cells = [
+        _cell("random", 0.125, 0.7), _cell("random", 0.25, 0.9), _cell("random", 0.5, 1.0),
+        _cell("TPE", 0.125, 0.8), _cell("TPE", 0.25, 0.99), _cell("TPE", 0.5, 1.0),
+        _cell("slow", 0.125, 0.6), _cell("slow", 0.25, 0.95), _cell("slow", 0.5, 1.0),
+    ]  # fmt: skip
+    assert report_mod.goal_two(cells, "TPE") == "no (tied at 50.0%)"
+    assert report_mod.goal_two(cells, "slow") == "no (below random at 12.5%; tied at 50.0%)"
+    assert report_mod.goal_two(cells, "random") == "-"
+    assert report_mod.goal_one(cells[4]).startswith("**met**: 99.0% with 20.0%")
+    assert report_mod.goal_one(_cell("TPE", 0.25, 0.99, 0.26)).startswith("not met")
+    assert report_mod.goal_one(_cell("TPE", 0.25, 0.97)).startswith("not met")
