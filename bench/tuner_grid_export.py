@@ -1,4 +1,4 @@
-"""Export the bench grid study (studies/bench_grid.yaml) from its Optuna storage to a CSV.
+"""Export a bench grid study (studies/bench_grid*.yaml) from its Optuna storage to a CSV.
 
 The tuner replay (bench/tuner_replay.py) scores samplers and pruners against this table instead
 of training, so the table must carry everything a trial would have told Optuna: the parameters,
@@ -8,8 +8,16 @@ One row per grid point with a COMPLETE trial (a point trained twice keeps its fi
 trial). A partial grid exports the points that are in and says how many of the grid's points
 that is, in the file's first line (a `#` comment the replay reads) and on stdout.
 
-    cd /tmp/bench_grid && /work/main/.venv/bin/python /work/main/bench/tuner_grid_export.py \
-        [--study /work/main/studies/bench_grid.yaml] [--root .] [--out bench/demo_grid.csv]
+Three grids, one per task, each trained in a project folder of its own (the study file and its
+data copied there, so the checkout's mlruns/ stays clean), one at a time on the whole machine:
+
+    D=$(mktemp -d) && cp studies/bench_grid_route.yaml $D && cp -r studies/data $D/data
+    cd $D && nohup advisor tune bench_grid_route.yaml > tune.log 2>&1 &
+    # when it is done (resumable: `advisor tune` again continues the grid):
+    cd $D && python /path/to/checkout/bench/tuner_grid_export.py --study bench_grid_route.yaml
+
+The CSV goes to bench/<task>_grid.csv of this checkout by default (`bench_grid` -> demo,
+`bench_grid_route` -> route, `bench_grid_style` -> style).
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STUDY = ROOT / "studies" / "bench_grid.yaml"
-DEFAULT_OUT = ROOT / "bench" / "demo_grid.csv"
+GRID_STUDY = "bench_grid"
+"""The demo's grid study; `bench_grid_<task>` names the others."""
 RESULT_COLUMNS = ("score", "eval_loss", "curve", "steps", "wall_s", "trial")
 """Every other column of the CSV is a searched parameter."""
 
@@ -142,6 +151,12 @@ def describe(export: GridExport, out: Path) -> Iterable[str]:
         yield "missing: " + ", ".join(f"{k}={v}" for k, v in point.items())
 
 
+def default_out(study: str) -> Path:
+    """bench/<task>_grid.csv: `bench_grid` is the demo's grid, `bench_grid_<task>` a task's."""
+    task = study.removeprefix(GRID_STUDY).lstrip("_") or "demo"
+    return ROOT / "bench" / f"{task}_grid.csv"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="the grid study file")
@@ -149,11 +164,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--root", type=Path, default=Path.cwd(), help="folder holding the study's mlruns/"
     )
     parser.add_argument("--storage", default=None, help="Optuna storage URL (else root's)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/<task>_grid.csv")
     args = parser.parse_args(argv)
     export = collect(args.study, root=args.root, storage=args.storage)
-    write_csv(export, args.out)
-    for line in describe(export, args.out):
+    out = args.out or default_out(export.study)
+    write_csv(export, out)
+    for line in describe(export, out):
         print(line)
 
 

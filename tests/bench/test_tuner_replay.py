@@ -8,6 +8,7 @@ median pruner, the budget rule, and that grid search at the full budget finds th
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -26,8 +27,10 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-replay_mod = _load("tuner_replay")
+replay_mod = _load("tuner_replay")  # puts bench/ on sys.path: its _replay_* modules import
 export_mod = _load("tuner_grid_export")
+report_mod = sys.modules["_replay_report"]
+warm_mod = sys.modules["_replay_warm"]
 
 MAX_STEPS = 20
 A_VALUES = (1, 2, 3)
@@ -238,20 +241,155 @@ def test_export_round_trips_through_the_replay_reader(tmp_path):
     assert point.wall_s == 99.9
 
 
+def _fake_starts(grid):
+    point = {"r": 16, "lora_alpha": 32, "learning_rate": 1e-3, "target_modules": ["q_proj"]}
+    return warm_mod.Starts(point, {}, {"recommended": [], "evidence": []})
+
+
 def test_the_section_replaces_only_itself_in_benchmarks_md(tmp_path, monkeypatch, grid):
     target = tmp_path / "BENCHMARKS.md"
     target.write_text("# Benchmarks\n\n## Cold start\n\nkept\n\n## Other\n\nalso kept\n")
     monkeypatch.setattr(replay_mod, "BENCHMARKS", target)
-    runs = replay_mod.replay_all(
-        grid, replay_mod.STRATEGIES, seeds=range(3), max_share=1.0, n_startup_trials=2
-    )
-    cells = [replay_mod.summarise(g, grid, s) for g in runs.values() for s in (0.25, 1.0)]
+    starts = {grid.study: _fake_starts(grid)}
+    runs, cells = replay_mod.replay_grids(
+        [grid], replay_mod.STRATEGIES, seeds=range(3), budgets=(0.25, 1.0),
+        n_startup_trials=2, starts=starts,
+    )  # fmt: skip
     for _ in range(2):  # written twice: replaced, not appended
-        section = replay_mod.render(
-            grid, cells, runs, csv_path=tmp_path / "grid.csv", seeds=[0, 1, 2],
-            n_startup_trials=2, elapsed=1.0, command="python bench/tuner_replay.py",
+        section = report_mod.render(
+            [grid], runs, cells, starts, seeds=[0, 1, 2], n_startup_trials=2, elapsed=1.0,
+            command="python bench/tuner_replay.py", versions={"optuna": "x"},
         )  # fmt: skip
         replay_mod.write_section(section)
     text = target.read_text()
-    assert text.count(replay_mod.SECTION) == 1 and "kept" in text and "also kept" in text
-    assert "complete: 9 of 9 points" in text and "| grid | 100.0% (180) | 100.0% |" in text
+    assert text.count(report_mod.SECTION) == 1 and "kept" in text and "also kept" in text
+    assert "9 of 9 (complete)" in text
+    assert re.search(
+        r"^\| grid \| [\d.]+% \([\d.]+%\) \| 100.0% \(100.0%\) \| 22.2% \(2.0, 0.0\) \|", text, re.M
+    )
+
+
+# --- warm start -----------------------------------------------------------------------------------
+
+
+def test_the_recommenders_values_become_the_studys_parameters():
+    all_linear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    hp = {"r": 16, "lora_alpha": 32, "learning_rate": 1.3e-3, "target_modules": all_linear}
+    assert warm_mod.as_study_params(hp) == {
+        "learning_rate": 1.3e-3, "r": 16, "alpha_ratio": 2.0, "target_modules": "all_linear",
+    }  # fmt: skip
+    narrow = warm_mod.as_study_params({"r": 8, "target_modules": ["v_proj", "q_proj"]})
+    assert narrow == {"r": 8, "target_modules": "attention_qv"}
+    odd = warm_mod.as_study_params({"r": 8, "target_modules": ["q_proj", "o_proj"]})
+    assert "target_modules" not in odd  # no preset names it: left to the sampler
+
+
+def test_snapping_takes_the_nearest_grid_value_and_the_learning_rate_in_log_space():
+    space = {"learning_rate": [3e-4, 1e-3, 3e-3], "r": [4, 16], "target_modules": ["all_linear"]}
+    # 1.8e-3 is nearer 1e-3 on a line, nearer 3e-3 in log space (what a learning rate means)
+    point = {"learning_rate": 1.8e-3, "r": 9, "target_modules": "attention_qv", "lora_dropout": 0}
+    assert warm_mod.snap(space, point) == {"learning_rate": 3e-3, "r": 4}
+    assert warm_mod.snap(space, {"learning_rate": 1.5e-3})["learning_rate"] == 1e-3
+
+
+def test_the_best_point_is_picked_as_the_evidence_reader_picks_a_best_trial(tmp_path):
+    path = _write_grid(tmp_path / "g.csv")
+    text = path.read_text().replace("0.8,0.5,", "0.8,0.7,")  # the best (3, z): eval loss 0.7
+    # a tie on the score with (3, y), whose eval loss is lower: the evidence reader takes it
+    text = text.replace(f"3,y,{_score(3, 'y')},0.5,", "3,y,0.8,0.4,")
+    path.write_text(text)
+    best = replay_mod.load_grid(path).best_point()
+    assert best.params == {"a": 3, "b": "y"} and best.eval_loss == 0.4 and best.trial == 7
+
+
+def test_enqueued_points_are_the_first_trials_and_cost_their_steps(grid):
+    strategy = next(s for s in replay_mod.STRATEGIES if s.warm == "evidence")
+    starts = [{"a": 1, "b": "x"}, {"a": 3, "b": "z"}]
+    run = replay_mod.replay(
+        grid, strategy, seed=0, budget=grid.full_steps, n_startup_trials=2, enqueue=starts
+    )
+    assert [t.params for t in run.trials[:2]] == starts
+    assert run.trials[0].spent == MAX_STEPS and run.trials[1].score == grid.best_score
+    assert run.best_within(2 * MAX_STEPS, "maximize") == grid.best_score
+
+
+def test_warm_starts_are_the_recommended_point_then_the_other_grids_best(tmp_path):
+    """On the demo grid: the recommender's point snapped onto it, then (leave-one-out) the best
+    point of another grid, as `warm_start_points` hands them to `enqueue_trial`."""
+    demo = replay_mod.load_grid(BENCH / "demo_grid.csv")
+    other_best = {
+        "r": 4,
+        "alpha_ratio": 1.0,
+        "learning_rate": 0.001,
+        "target_modules": "all_linear",
+    }
+    points = {
+        key: replay_mod.Point(p.params, 1.0 if p.params == other_best else 0.1, p.curve, p.steps,
+                              trial=number)
+        for number, (key, p) in enumerate(demo.points.items())
+    }  # fmt: skip
+    other = replay_mod.Grid(demo.space, points, study="bench_grid_route", grid_size=36)
+    hp = {
+        "r": 16,
+        "lora_alpha": 16,
+        "learning_rate": 2.4e-3,
+        "target_modules": ["q_proj", "v_proj"],
+    }
+    recommendation = {"hyperparameters": hp}
+    starts = warm_mod.grid_starts(demo, [other], recommendation=recommendation)
+    recommended = {
+        "learning_rate": 0.003,
+        "r": 16,
+        "alpha_ratio": 1.0,
+        "target_modules": "attention_qv",
+    }
+    assert starts.recommended == recommended
+    assert starts.points["recommended"] == [(recommended, "recommended")]
+    number = next(p.trial for p in points.values() if p.params == other_best)
+    assert starts.points["evidence"] == [
+        (recommended, "recommended"),
+        (other_best, f"study:bench_grid_route#{number}"),
+    ]
+
+
+def test_the_mean_over_grids_averages_each_grids_figures(grid):
+    random_strategy = next(s for s in replay_mod.STRATEGIES if s.sampler == "random")
+    runs = replay_mod.replay_all(
+        grid, [random_strategy], seeds=range(4), max_share=1.0, n_startup_trials=2
+    )["random"]
+    low, full = replay_mod.summarise(runs, grid, 0.25), replay_mod.summarise(runs, grid, 1.0)
+    mean = replay_mod.mean_cell([low, full])
+    assert mean.mean_fraction == pytest.approx((low.mean_fraction + full.mean_fraction) / 2)
+    assert mean.steps_share == pytest.approx((low.steps_share + full.steps_share) / 2)
+
+
+def test_each_grid_study_exports_to_its_tasks_csv():
+    assert export_mod.default_out("bench_grid") == BENCH / "demo_grid.csv"
+    assert export_mod.default_out("bench_grid_route") == BENCH / "route_grid.csv"
+    assert export_mod.default_out("bench_grid_style") == BENCH / "style_grid.csv"
+
+
+def test_a_missing_grid_is_named_with_how_to_make_it(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        replay_mod.main(["--csv", str(tmp_path / "route_grid.csv"), "--no-write"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "route_grid.csv: no such grid" in err and "tuner_grid_export.py" in err
+
+
+def _cell(strategy: str, share: float, fraction: float, steps_share: float = 0.2):
+    return replay_mod.Cell(strategy, share, 0, fraction, fraction, 0.0, 0.0, 0.0, 0.0, steps_share)
+
+
+def test_goals_are_judged_per_budget_and_a_tie_is_not_better():
+    cells = [
+        _cell("random", 0.125, 0.7), _cell("random", 0.25, 0.9), _cell("random", 0.5, 1.0),
+        _cell("TPE", 0.125, 0.8), _cell("TPE", 0.25, 0.99), _cell("TPE", 0.5, 1.0),
+        _cell("slow", 0.125, 0.6), _cell("slow", 0.25, 0.95), _cell("slow", 0.5, 1.0),
+    ]  # fmt: skip
+    assert report_mod.goal_two(cells, "TPE") == "no (tied at 50.0%)"
+    assert report_mod.goal_two(cells, "slow") == "no (below random at 12.5%; tied at 50.0%)"
+    assert report_mod.goal_two(cells, "random") == "-"
+    assert report_mod.goal_one(cells[4]).startswith("**met**: 99.0% with 20.0%")
+    assert report_mod.goal_one(_cell("TPE", 0.25, 0.99, 0.26)).startswith("not met")
+    assert report_mod.goal_one(_cell("TPE", 0.25, 0.97)).startswith("not met")
