@@ -219,8 +219,9 @@ def render(
         "",
         "- Each strategy runs as an Optuna study per seed whose objective looks the sampled point "
         "up in the grid: sampler and pruner from `advisor.stores.sampling` (TPE multivariate, "
-        f"n_startup_trials={n_startup_trials}; median pruner with n_warmup_steps = the grid's "
-        "eval_steps); the space is the grid's values as categoricals. A trial starts only while "
+        f"n_startup_trials={n_startup_trials}; median pruner that never prunes on the first "
+        "eval loss (n_warmup_steps = the grid's eval_steps + 1); the space is the grid's "
+        "values as categoricals. A trial starts only while "
         "a full trial fits in the budget; a pruned trial is charged the steps it trained; "
         f"{len(seeds)} seeds ({seeds[0]}-{seeds[-1]}) per strategy and grid.",
         "- Warm start: the first trials are enqueued as `advisor tune` enqueues them "

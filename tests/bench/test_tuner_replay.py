@@ -122,9 +122,10 @@ def test_a_pruned_trial_is_charged_the_steps_until_the_pruner_stopped_it():
         20,
     )
     study.tell(first, 0.5)
-    # worse than the first trial from its first eval: stopped at step 5
+    # worse than the first trial from its first eval: stopped at its second, step 10 (the
+    # median pruner never stops a trial on its first eval loss)
     bad = study.ask()
-    assert replay_mod.play_point(bad, _point([2.0, 1.9, 1.8, 1.7]), sign=-1.0) == ("pruned", 5)
+    assert replay_mod.play_point(bad, _point([2.0, 1.9, 1.8, 1.7]), sign=-1.0) == ("pruned", 10)
     study.tell(bad, state=optuna.trial.TrialState.PRUNED)
     # level until step 10, then lags: stopped at step 15
     late = study.ask()

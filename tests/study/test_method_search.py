@@ -227,4 +227,6 @@ def test_a_poor_lora_trial_is_pruned_beside_rag_trials(tmp_path: Path) -> None:
     poor = study.ask()
     suggest(poor, params)
     poor.report(5.0, 1)
+    assert not poor.should_prune()  # never on the first eval loss (stores.sampling._median)
+    poor.report(5.0, 2)
     assert poor.should_prune()
