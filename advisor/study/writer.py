@@ -24,9 +24,10 @@ A retrieval method (`rag`, `rag_lora`) is written with its documents, `--knowled
 placeholder path would only fail later, in `tune`), and searches `top_k` around the
 recommended one (1, k, 2k). `rag` trains nothing, so it also searches `chunk_size` (half, the
 recommended, double) on a grid of those nine points (no warm start: the grid tries the
-recommended point anyway), with no learning rate and no train section. `rag_lora` keeps the
-recommended chunk size (each doubling doubles its training sequences) and its
-`train.max_seq_length` holds the passages of the largest `top_k` besides the example.
+recommended point anyway), with no learning rate. `rag_lora` keeps the recommended chunk size
+(each doubling doubles its training sequences). Both write a `train.max_seq_length` that holds
+the most passages searched besides the example: prompts are cut there, at eval too, and the
+default (128 tokens) would cut every answer of a prompt with three passages.
 `--knowledge` with a method that does not retrieve is refused: the study would refuse
 `data.knowledge` as an input with no effect.
 
@@ -148,9 +149,10 @@ def _retrieval_search(method: str, hp: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rag_study(study: dict[str, Any], search: dict[str, Any]) -> dict[str, Any]:
-    """`study` for `rag`: nothing is trained, so no rate and no train section; the grid of its
+    """`study` for `rag`: nothing is trained, so no rate and of the train section only
+    max_seq_length (the eval prompts, passages included, are cut there); the grid of its
     retrieval parameters, nothing to prune."""
-    study = {key: value for key, value in study.items() if key != "train"}
+    study = {**study, "train": {"max_seq_length": study["train"]["max_seq_length"]}}
     grid = math.prod(len(v) if isinstance(v, list) else 1 for v in search.values())
     study["search"] = search
     study["optuna"] = {"sampler": "grid", "pruner": "none", "n_trials": grid}
@@ -251,10 +253,10 @@ def study_for_recommendation(
         data["knowledge"] = knowledge
     search.update(retrieval)
     seq_len = int(traits.get("seq_len", 512))
-    if retrieval:  # the passages of the largest top_k go into every training prompt too
-        context = passage_tokens(
-            method, top_k=max(retrieval["top_k"]), chunk_size=hp.get("chunk_size")
-        )
+    if retrieval:  # prompts are cut at max_seq_length: room for the most passages searched
+        words = retrieval["chunk_size"]
+        most = max(words) if isinstance(words, list) else words
+        context = passage_tokens(method, top_k=max(retrieval["top_k"]), chunk_size=most)
         seq_len = math.ceil((seq_len + context) / 64) * 64
     what = "continued pre-training on a corpus, plan" if corpus else "plan"
     study = {

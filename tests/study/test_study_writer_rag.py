@@ -50,7 +50,10 @@ def test_a_rag_recommendation_writes_a_grid_over_its_retrieval(project: Path) ->
     written = yaml.safe_load((project / "studies" / "rag.yaml").read_text())
     assert written["data"]["knowledge"] == "../data/catalogue"
     assert written["search"] == {"top_k": [1, 3, 6], "chunk_size": [32, 64, 128]}
-    assert "train" not in written and "learning_rate" not in written["search"]
+    assert "learning_rate" not in written["search"]
+    # nothing trains, but the eval prompts are cut at max_seq_length: room for 6 x 128 words
+    assert written["train"] == {"max_seq_length": written["train"]["max_seq_length"]}
+    assert written["train"]["max_seq_length"] >= rec["traits"]["seq_len"] + round(6 * 128 * 1.3)
     assert written["optuna"] == {"sampler": "grid", "pruner": "none", "n_trials": 9}
     spec = load_study(project / "studies" / "rag.yaml")
     assert spec.method == "rag"
