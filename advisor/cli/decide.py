@@ -116,6 +116,14 @@ def recommend_command(
         help="Held-out data for the study, in the layout of --train.",
         rich_help_panel="Study file",
     ),
+    knowledge: Path | None = typer.Option(
+        None,
+        "--knowledge",
+        help="The documents a retrieval method answers from (.txt, .md, .jsonl or .parquet "
+        "with a text field, or a folder of them): the study's data.knowledge, needed when the "
+        "recommendation is rag or rag_lora.",
+        rich_help_panel="Study file",
+    ),
     prompt_field: str = typer.Option(
         "prompt",
         "--prompt-field",
@@ -143,7 +151,8 @@ def recommend_command(
         rich_help_panel="Study file",
     ),
 ) -> None:
-    """Recommend RAG, full, SFT, LoRA, QLoRA, DoRA, AdaLoRA or prompt tuning, and check the fit.
+    """Recommend RAG, RAG + LoRA, full, SFT, LoRA, QLoRA, DoRA, AdaLoRA or prompt tuning, and
+    check the fit.
 
     With --train, the examples, tokens per example, data format and languages are read from
     the data; options given explicitly win, and the answer says which traits came from the data.
@@ -213,6 +222,7 @@ def recommend_command(
             response_field=response_field,
             metric=metric,
             layout=data_layout or (data.layout if data else None),
+            knowledge=str(knowledge) if knowledge is not None else None,
         )
         written = str(write_study_file(write_study, study))
     read = {"data": {**data.to_dict(), "from_data": from_data}} if data else {}
@@ -267,7 +277,10 @@ def estimate_command(
         ..., "--model", help="A preset, HF model directory, config.json or .gguf."
     ),
     method: str = typer.Option(
-        ..., "--method", help="rag, full, sft, lora, qlora, dora, adalora or prompt_tuning."
+        ...,
+        "--method",
+        help="rag, rag_lora, full, sft, lora, qlora, dora, adalora or prompt_tuning (rag and "
+        "rag_lora: with 3 passages of 64 words in every prompt, the registry's defaults).",
     ),
     r: int = typer.Option(16, "--r", help="LoRA rank (adapter methods)."),
     batch_size: int = typer.Option(1, "--batch-size", help="Sequences per step per GPU."),

@@ -5,7 +5,8 @@ and `advisor estimate`, which imports neither torch nor transformers nor the sto
 ranked plan), checked by `estimate` (memory, time and cost) from `shapes` (a model's dimensions:
 a preset, a config.json or a GGUF header read by `gguf`); `fit` keeps headroom over an estimate
 and names the levers near the edge, `priorities` weighs the estimates for --priority cost/speed,
-`hyperparams` (the starting-point rules, with sources) sets the starting hyperparameters.
+`hyperparams` (the starting-point rules, with sources) sets the starting hyperparameters, and
+`retrieval` the retrieval methods' side (the passages in every prompt, top_k and chunk_size).
 """
 
 from __future__ import annotations

@@ -34,6 +34,11 @@ The arithmetic, so that every figure can be checked:
   slack is 0.8x the larger of the two (at batch 1 the weights dominate).
   `ADVISOR_MMAP_THRESHOLD=65536` removes most of it at a cost in speed (`runners.allocator`).
 
+* The retrieval methods (`rag`, `rag_lora`) carry `top_k` passages of `chunk_size` words in
+  every prompt (`decide.retrieval.passage_tokens`): their sequences are `seq_len` plus that
+  context, for the KV cache of `rag` and for the activations and training tokens of `rag_lora`
+  (LoRA's arithmetic otherwise). The BM25 index lives in host memory and is not counted.
+
 Time: tokens x FLOPs/token / (peak x MFU). A full step costs 6N FLOPs per token (forward 2N,
 backward 4N); with frozen weights the backward skips weight gradients (4N in all); gradient
 checkpointing recomputes the forward (+2N). MFU 0.35 is a typical achieved fraction of peak.
@@ -50,15 +55,17 @@ from advisor.errors import AdvisorInputError
 from runners.methods import METHODS as RUNNER_METHODS
 from runners.methods.targets import LINEAR_MODULES, TARGET_MODULE_PRESETS, preset_modules
 
+from .retrieval import passage_tokens, retrieval_assumptions
 from .shapes import ModelShape
 
 GB = 1e9
 """Decimal gigabytes, as GPU vendors and LLaMA-Factory's table count them."""
 
-METHODS = ("rag", "full", "sft", "lora", "qlora", "dora", "adalora", "prompt_tuning")
+METHODS = ("rag", "rag_lora", "full", "sft", "lora", "qlora", "dora", "adalora", "prompt_tuning")
 """What `advisor recommend` ranks: the trainable methods of the runner's registry that it
-estimates, plus retrieval (`rag`, nothing trained) and `sft` (supervised fine-tuning of every
-weight on prompt/response pairs, which trains as the runner's `full`)."""
+estimates, plus retrieval (`rag`, nothing trained; `rag_lora`, a LoRA adapter trained with the
+retrieved passages in its prompts) and `sft` (supervised fine-tuning of every weight on
+prompt/response pairs, which trains as the runner's `full`)."""
 TRAINS_AS: dict[str, str | None] = {"rag": None, "sft": "full"}
 """A candidate that is no runner method: what it trains as (None: nothing is trained)."""
 
@@ -224,9 +231,13 @@ def estimate_memory(
     cuda_overhead_gb: float = CUDA_OVERHEAD_GB,
     device: Device = "cuda",
     cpu_runtime_gb: float = CPU_RUNTIME_GB,
+    top_k: int | None = None,
+    chunk_size: int | None = None,
 ) -> MemoryEstimate:
     """Training memory of `method` (inference only for `rag`) on a model of this shape: GPU
-    memory on `cuda`, the trial process's peak resident memory on `cpu` (always fp32 there)."""
+    memory on `cuda`, the trial process's peak resident memory on `cpu` (always fp32 there).
+    A retrieval method's sequences are `seq_len` plus its passages (`top_k` x `chunk_size`
+    words; None: the registry's defaults)."""
     if method not in METHODS:
         raise AdvisorInputError(
             f"unknown method {method!r}", fix=f"use one of {', '.join(METHODS)}", where="--method"
@@ -244,6 +255,8 @@ def estimate_memory(
         )
     if device == "cpu":
         precision = "fp32"
+    context = passage_tokens(method, top_k=top_k, chunk_size=chunk_size)
+    sequence = seq_len + context  # what the model reads: the example and its passages
     n = shape.num_params
     w16 = 4 if precision == "fp32" else 2
     parts: dict[str, float] = {}
@@ -256,9 +269,9 @@ def estimate_memory(
         parts["optimizer_states"] = (8 if precision == "fp32" else 12) * n
         artefact_bytes = 2 * n
     elif method == "rag":
-        kv_cache = 2 * shape.num_layers * shape.num_kv_heads * shape.head_dim * seq_len * batch_size
+        kv_cache = 2 * shape.num_layers * shape.num_kv_heads * shape.head_dim * sequence
         parts["weights"] = w16 * n
-        parts["kv_cache"] = kv_cache * w16
+        parts["kv_cache"] = kv_cache * batch_size * w16
     else:
         if method == "prompt_tuning":
             trainable = PROMPT_TOKENS * shape.hidden_size
@@ -285,7 +298,7 @@ def estimate_memory(
         parts["activations"] = activation_bytes(
             shape,
             batch_size=batch_size,
-            seq_len=seq_len,
+            seq_len=sequence,
             gradient_checkpointing=gradient_checkpointing,
             flash_attention=flash_attention,
             precision=precision,
@@ -322,6 +335,7 @@ def estimate_memory(
             "precision": f"nf4+{precision}" if method == "qlora" else precision,
             "flash_attention": flash_attention,
             "device": device,
+            **retrieval_assumptions(method, top_k=top_k, chunk_size=chunk_size),
         },
     )
 
@@ -345,10 +359,14 @@ def estimate_time(
     gpus: int = 1,
     gradient_checkpointing: bool = False,
     mfu: float = MFU,
+    top_k: int | None = None,
+    chunk_size: int | None = None,
 ) -> TimeEstimate:
-    """Hours and USD to train: tokens x FLOPs/token / (GPU peak x MFU), perfect scaling on gpus."""
+    """Hours and USD to train: tokens x FLOPs/token / (GPU peak x MFU), perfect scaling on gpus.
+    `rag_lora` trains on its passages too: `seq_len` plus `top_k` x `chunk_size` words."""
     gpu = gpu_for_vram(vram_gb)
-    tokens = int(examples * seq_len * epochs)
+    context = passage_tokens(method, top_k=top_k, chunk_size=chunk_size)
+    tokens = int(examples * (seq_len + context) * epochs)
     flops = tokens * flops_per_token(shape.num_params, method, gradient_checkpointing)
     seconds = flops / (gpu.bf16_tflops * 1e12 * mfu * max(gpus, 1))
     hours = seconds / 3600

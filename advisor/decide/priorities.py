@@ -11,6 +11,9 @@ Comparable expected quality, from the evidence:
   examples (Biderman et al. 2024: at ~100k pairs full fine-tuning pulls ahead);
 * LoRA variants among themselves (DoRA, AdaLoRA, QLoRA, LoRA): once the learning rate is tuned
   they land within 1-2% of plain LoRA (Lee et al. 2026); QLoRA matches 16-bit LoRA (QLoRA).
+* never a method that retrieves (`rag_lora`) and one that does not: retrieval supplies facts
+  that no adapter holds (DOMAIN.md rule 1), so the passages' longer prompts buy something a
+  cheaper LoRA cannot, and the cost alone does not decide between them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from .estimate import ADAPTER_METHODS, FULL_METHODS
+from .retrieval import RETRIEVERS
 from .rules import LARGE_DATA
 
 RATIO = 1.5
@@ -48,6 +52,8 @@ class Ranked(Protocol):
 
 def comparable(expensive: str, cheap: str, *, examples: int, lora_covers_tokens: bool) -> bool:
     """Whether `cheap` is expected to reach about the quality of `expensive` (module doc)."""
+    if (expensive in RETRIEVERS) != (cheap in RETRIEVERS):
+        return False
     if expensive in FULL_METHODS and cheap in ADAPTER_METHODS:
         return lora_covers_tokens and examples < LARGE_DATA
     return expensive in ADAPTER_METHODS and cheap in ADAPTER_METHODS

@@ -1,7 +1,7 @@
 """`recommend(traits)`: score every method with the rule table, check memory, build a plan.
 
 Steps, each a small function: size the LoRA rank to the data (`hyperparams.lora_capacity`),
-estimate memory for all eight candidates (with gradient checkpointing when it is what makes a
+estimate memory for every candidate (with gradient checkpointing when it is what makes a
 method fit), derive the facts the rules read, add up the scores of `advisor.decide.rules`,
 demote what does not fit `--vram` x `--gpus` with the headroom of `advisor.decide.fit` kept or
 exceeds `--budget-usd`, let `--priority cost|speed` weigh the estimates (`priorities`), rank,
@@ -29,6 +29,7 @@ from .estimate import (
 from .evidence import PastStudy, Question, apply_evidence
 from .fit import Fit, check_fit, fits, gpus_needed, usable_gb
 from .hyperparams import epochs_for, lora_capacity, starting_point
+from .retrieval import RETRIEVERS, retrieval_starting_point
 from .rules import LARGE_DATA, PRIORS, RULES, TIE_ORDER
 from .shapes import PRESETS, ModelShape, resolve_model
 from .traits import Traits
@@ -37,6 +38,8 @@ DEMOTED = -100.0
 OVER_BUDGET = -20.0
 PLAN_WHAT = {
     "rag": "index the documents and retrieve them into the prompt",
+    "rag_lora": "index the documents; train a LoRA adapter with the retrieved passages in its "
+    "prompts, and answer with them",
     "sft": "supervised fine-tuning once for general instruction alignment",
     "prompting": "write the instructions and output format into the system prompt",
     "few_shot": "put a handful of solved examples in the prompt",
@@ -145,7 +148,7 @@ def recommend(
     evidence: Sequence[PastStudy] = (),
     data_hash: str | None = None,
 ) -> Recommendation:
-    """Rank all eight methods for these traits and explain the choice.
+    """Rank every method of `estimate.METHODS` for these traits and explain the choice.
 
     `completion_per_example`: the mean completion (loss) tokens per example, when the data was
     read (`--train`); the rank is sized to cover them (`hyperparams.capacity_rank`).
@@ -206,6 +209,9 @@ def recommend(
         if shape is not None and method in METHODS
         else ({}, {})
     )
+    if shape is not None and method in RETRIEVERS:  # where top_k and chunk_size start
+        passages, passages_why = retrieval_starting_point(method)
+        hyperparameters, why = {**hyperparameters, **passages}, {**why, **passages_why}
     used: list[dict[str, Any]] = []
     if evidence and hyperparameters and shape is not None:
         question = Question(traits.model, shape.num_params, method, traits.examples, data_hash)
@@ -340,14 +346,14 @@ def _plan(method: str, slots: dict[str, str], traits: Traits) -> list[PlanStep]:
             steps[2] = PlanStep("rag", EXAMPLES_RETRIEVED)
         return steps
     steps: list[PlanStep] = []
-    if slots.get("retrieval") == "rag" and method != "rag":
+    if slots.get("retrieval") == "rag" and method not in RETRIEVERS:
         steps.append(PlanStep("rag", PLAN_WHAT["rag"]))
     if slots.get("alignment") == "sft" and method in ADAPTER_METHODS:
         steps.append(PlanStep("sft", PLAN_WHAT["sft"]))
     per_task = slots.get("per_task") == "adapter" and method in (*ADAPTER_METHODS, "prompt_tuning")
     count = traits.tasks if per_task else 1
     what = f"one {method} adapter per task ({count} tasks)" if per_task else f"train with {method}"
-    steps.append(PlanStep(method, PLAN_WHAT["rag"] if method == "rag" else what, count))
+    steps.append(PlanStep(method, what if per_task else PLAN_WHAT.get(method, what), count))
     return steps
 
 

@@ -24,13 +24,19 @@ from typing import Any
 
 from .estimate import METHODS
 
-TRAINED_WEIGHTS = ("full", "sft", "lora", "qlora", "dora", "adalora")
+TRAINED_WEIGHTS = ("full", "sft", "lora", "qlora", "dora", "adalora", "rag_lora")
 """Methods that need the weights; impossible behind a black-box API."""
 
 LARGE_DATA = 100_000
 """Examples from which full fine-tuning's higher ceiling pays off (DOMAIN rule 2: 'very large')."""
 INSTRUCTION_DATA = 10_000
 """Pairs from which full-parameter SFT is worth its memory (LIMA-scale data sets are ~1k-10k)."""
+RAG_AND_TUNING = (
+    "DOMAIN.md rule 1 ('Both needed -> RAG + fine-tuning'); RAFT (Zhang et al. 2024, "
+    "arXiv:2403.10131: a model fine-tuned with retrieved passages, distractors among them, "
+    "answers domain questions from them better than RAG on the base model)"
+)
+"""The source of `rag_lora`'s rows: retrieval for the facts, a LoRA trained to read them."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ def holds(expected: Any, value: Any) -> bool:
 
 PRIORS: Mapping[str, float] = {
     "rag": 0.0,
+    "rag_lora": 0.0,  # an index and a training run: it needs a reason (RAG_AND_TUNING's rows)
     "full": 0.0,
     "sft": 1.0,
     "lora": 2.0,
@@ -88,7 +95,9 @@ PRIORS: Mapping[str, float] = {
 }
 """Before any trait: LoRA is the default workhorse (DOMAIN rule 4); other methods need a reason."""
 
-TIE_ORDER: tuple[str, ...] = ("rag", "prompt_tuning", "lora", "qlora", "dora", "adalora", "sft")
+TIE_ORDER: tuple[str, ...] = (
+    "rag", "prompt_tuning", "lora", "qlora", "dora", "adalora", "rag_lora", "sft"
+)  # fmt: skip
 """Equal scores go to the cheaper, simpler method first; `full` last."""
 
 RULES: tuple[Rule, ...] = (
@@ -109,26 +118,36 @@ RULES: tuple[Rule, ...] = (
         source="DOMAIN.md rule 1",
     ),
     Rule(
+        id="knowledge-read-by-an-adapter",
+        when={"goal": "knowledge"},
+        scores={"rag_lora": 2},
+        reason="--goal knowledge: RAG + LoRA also takes the facts from retrieval, and its "
+        "adapter learns to read the passages; second to RAG, which trains nothing",
+        source=RAG_AND_TUNING,
+    ),
+    Rule(
         id="changing-knowledge",
         when={"goal": ("knowledge", "both"), "knowledge_changes": True},
-        scores={"rag": 4, "full": -3, "sft": -3},
+        scores={"rag": 4, "rag_lora": 4, "full": -3, "sft": -3},
         plan={"retrieval": "rag"},
-        reason="--knowledge-changes: facts that change belong in a retrievable index (RAG), not in "
-        "weights that must be retrained after every change",
+        reason="--knowledge-changes: facts that change belong in a retrievable index (RAG, or "
+        "RAG + LoRA, whose adapter learns to read them), not in weights that must be retrained "
+        "after every change",
         source="DOMAIN.md rule 1",
     ),
     Rule(
         id="knowledge-and-behaviour",
         when={"goal": "both"},
-        scores={"rag": -4},
+        scores={"rag": -4, "rag_lora": 4},
         plan={"retrieval": "rag"},
-        reason="--goal both: RAG for the facts plus fine-tuning for the format and style",
-        source="DOMAIN.md rule 1",
+        reason="--goal both: RAG for the facts plus fine-tuning for the format and style; "
+        "RAG + LoRA is both in one method, its adapter trained with the passages it will read",
+        source=RAG_AND_TUNING,
     ),
     Rule(
         id="behaviour-needs-tuning",
         when={"goal": "behaviour"},
-        scores={"rag": -6},
+        scores={"rag": -6, "rag_lora": -4},
         reason="--goal behaviour: retrieval adds facts, not a format, style or skill; "
         "tune the model",
         source="DOMAIN.md rule 1",
@@ -167,7 +186,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         id="sft-through-lora",
         when={"data_format": "pairs", "goal": ("behaviour", "both"), "full_fits": False},
-        scores={"lora": 1},
+        scores={"lora": 1, "rag_lora": 1},
         reason="--data-format pairs but all weights do not fit --vram x --gpus "
         "({full_gb} GB > {usable_gb} GB usable of {total_vram_gb:g} GB): SFT through LoRA",
         source="DOMAIN.md rule 3",
@@ -175,7 +194,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         id="limited-vram-lora",
         when={"full_fits": False, "lora_fits": True},
-        scores={"lora": 3, "qlora": 1},
+        scores={"lora": 3, "rag_lora": 3, "qlora": 1},
         reason="--vram {vram_gb:g} GB x --gpus {gpus}: full fine-tuning needs {full_gb} GB, "
         "16-bit LoRA ({lora_gb} GB) fits the {usable_gb} GB usable (headroom kept)",
         source="DOMAIN.md rule 4",

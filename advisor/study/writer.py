@@ -19,6 +19,18 @@ written as `data.format`; conversations and pairs are scored by the task metric 
 --metric says otherwise), a raw-text corpus by `perplexity` on the held-out text, trained as
 continued pre-training with packing (full fine-tuning or a LoRA-family method, as recommended).
 
+A retrieval method (`rag`, `rag_lora`) is written with its documents, `--knowledge` as
+`data.knowledge` (refused without it: a retrieval study cannot run without documents, and a
+placeholder path would only fail later, in `tune`), and searches `top_k` around the
+recommended one (1, k, 2k). `rag` trains nothing, so it also searches `chunk_size` (half, the
+recommended, double) on a grid of those nine points (no warm start: the grid tries the
+recommended point anyway), with no learning rate. `rag_lora` keeps the recommended chunk size
+(each doubling doubles its training sequences). Both write a `train.max_seq_length` that holds
+the most passages searched besides the example: prompts are cut there, at eval too, and the
+default (128 tokens) would cut every answer of a prompt with three passages.
+`--knowledge` with a method that does not retrieve is refused: the study would refuse
+`data.knowledge` as an input with no effect.
+
 Nothing is written until the study is known good: the data files named by --train and --eval
 are checked first, then the study is validated with the loader `advisor tune` uses, as a draft
 in a temporary folder read as if it lay where it will be written. Only then are its folder and
@@ -38,8 +50,10 @@ from typing import Any
 import yaml
 
 from advisor.decide.estimate import TRAINS_AS
+from advisor.decide.retrieval import passage_tokens
 from advisor.errors import AdvisorInputError
 from runners.datafiles import file_problem
+from runners.knowledge import MIN_CHUNK_SIZE
 from runners.layouts import LAYOUTS
 from runners.methods import METHODS
 from runners.methods.targets import TARGET_MODULE_PRESETS
@@ -65,14 +79,18 @@ OPTION_OF = {
     "metric": "--metric",
     "name": "--write-study",
     "data.format": "--format",
+    "data.knowledge": "--knowledge",
 }
 """The study's keys -> the `advisor recommend` options that set them, for its errors (the
 dotted ones are also replaced in messages and fixes: `set data.prompt_field to ...`)."""
 
 
 def _trained_method(plan: list[str], method: str) -> str:
-    """The runner method a study trains for the recommendation: the chosen method, else the
-    last trained step of the plan; a LoRA-family or full fine-tuning method of the registry."""
+    """The runner method a study runs for the recommendation: the chosen method when it
+    retrieves (`rag`, `rag_lora`), else the chosen method or the last trained step of the plan;
+    a LoRA-family or full fine-tuning method of the registry."""
+    if method in METHODS and METHODS[method].retrieval:
+        return method
     for name in [method, *reversed(plan)]:
         trained = TRAINS_AS.get(name, name)
         if trained in METHODS and METHODS[trained].family in ("lora", "full"):
@@ -93,6 +111,52 @@ def _trained_method(plan: list[str], method: str) -> str:
 
 def _neighbours(r: int) -> list[int]:
     return sorted({max(2, r // 2), r, r * 2})
+
+
+def _knowledge(method: str, knowledge: str | None) -> str | None:
+    """`--knowledge` for a method that retrieves; refused when missing or when it would be
+    ignored (the module docstring)."""
+    if METHODS[method].retrieval and knowledge is None:
+        raise AdvisorInputError(
+            f"the recommendation is {method}, which answers from retrieved documents, and the "
+            "study needs them as data.knowledge",
+            where="--knowledge",
+            fix="add --knowledge PATH: a .txt, .md, .jsonl or .parquet file (a `text` field per "
+            "record), or a folder of them",
+        )
+    if not METHODS[method].retrieval and knowledge is not None:
+        raise AdvisorInputError(
+            f"--knowledge names documents to retrieve from, but the recommendation ({method}) "
+            "does not retrieve: its study would refuse data.knowledge",
+            where="--knowledge",
+            fix="run without --knowledge, or recommend for facts (--goal knowledge or both)",
+        )
+    problem = None if knowledge is None else file_problem(knowledge, noun="knowledge source")
+    if problem is not None and problem.kind != "folder":  # a folder's documents: read later
+        raise AdvisorInputError(problem.message, fix=problem.fix, where="--knowledge")
+    return knowledge
+
+
+def _retrieval_search(method: str, hp: dict[str, Any]) -> dict[str, Any]:
+    """`top_k` around the recommended one; `chunk_size` too for `rag` (module docstring)."""
+    k, words = int(hp.get("top_k", 3)), int(hp.get("chunk_size", 64))
+    search: dict[str, Any] = {"top_k": sorted({1, k, 2 * k})}
+    if METHODS[method].trains:
+        search["chunk_size"] = words
+    else:
+        search["chunk_size"] = sorted({max(MIN_CHUNK_SIZE, words // 2), words, 2 * words})
+    return search
+
+
+def _rag_study(study: dict[str, Any], search: dict[str, Any]) -> dict[str, Any]:
+    """`study` for `rag`: nothing is trained, so no rate and of the train section only
+    max_seq_length (the eval prompts, passages included, are cut there); the grid of its
+    retrieval parameters, nothing to prune."""
+    study = {**study, "train": {"max_seq_length": study["train"]["max_seq_length"]}}
+    grid = math.prod(len(v) if isinstance(v, list) else 1 for v in search.values())
+    study["search"] = search
+    study["optuna"] = {"sampler": "grid", "pruner": "none", "n_trials": grid}
+    return study
 
 
 def _alphas(hp: dict[str, Any], r: int, rslora: bool) -> dict[str, Any]:
@@ -132,12 +196,14 @@ def study_for_recommendation(
     metric: str | None = None,
     layout: str | None = None,
     n_trials: int = 12,
+    knowledge: str | None = None,
 ) -> dict[str, Any]:
     """The study (as plain data) that searches around the recommendation's hyperparameters.
 
     `layout` is the data's (`runners.layouts`; None: left to detection); `metric` None picks
     one that fits it (perplexity for raw text). The data files must be readable regular files
-    (named by their option when not)."""
+    (named by their option when not). `knowledge`: the documents of a retrieval method (the
+    module docstring)."""
     for option, value in (("--train", train), ("--eval", eval_file)):
         problem = file_problem(value)
         if problem is not None:
@@ -151,6 +217,7 @@ def study_for_recommendation(
             f"--model {' / '.join(known_model_presets())}",
         )
     method = _trained_method(list(recommendation.plan), recommendation.method)
+    knowledge = _knowledge(method, knowledge)
     hp = recommendation.hyperparameters
     lr = float(hp.get("learning_rate", 2e-4))
     traits = recommendation.traits
@@ -161,7 +228,8 @@ def study_for_recommendation(
     steps = max(20, min(2000, round(examples * epochs / (batch * accumulation))))
     low, high = float(f"{lr / 3:.2g}"), float(f"{lr * 3:.2g}")
     search: dict[str, Any] = {"learning_rate": {"low": low, "high": high, "log": True}}
-    if method != "full":
+    retrieval = _retrieval_search(method, hp) if knowledge is not None else {}
+    if method not in ("full", "rag"):
         r = int(hp.get("r", 8))
         # AdaLoRA's layers never read use_rslora (its study refuses it): plain alphas for it
         rslora = bool(hp.get("use_rslora")) and "use_rslora" in METHODS[method].search
@@ -181,8 +249,17 @@ def study_for_recommendation(
         data["format"] = layout
     if corpus:
         data["packing"] = True  # documents cut into max_seq_length blocks: no padding trained
+    if knowledge is not None:
+        data["knowledge"] = knowledge
+    search.update(retrieval)
+    seq_len = int(traits.get("seq_len", 512))
+    if retrieval:  # prompts are cut at max_seq_length: room for the most passages searched
+        words = retrieval["chunk_size"]
+        most = max(words) if isinstance(words, list) else words
+        context = passage_tokens(method, top_k=max(retrieval["top_k"]), chunk_size=most)
+        seq_len = math.ceil((seq_len + context) / 64) * 64
     what = "continued pre-training on a corpus, plan" if corpus else "plan"
-    return {
+    study = {
         "name": name,
         "description": f"Written by `advisor recommend` for {recommendation.model.get('name')}: "
         f"{what} {' -> '.join(recommendation.plan)}; searches around its starting point.",
@@ -196,7 +273,7 @@ def study_for_recommendation(
             "max_steps": steps,
             "batch_size": batch,
             "gradient_accumulation_steps": accumulation,
-            "max_seq_length": int(traits.get("seq_len", 512)),
+            "max_seq_length": seq_len,
             "eval_steps": max(10, steps // 5),
         },
         "optuna": {
@@ -207,6 +284,7 @@ def study_for_recommendation(
         },
         "objectives": ["metric"],
     }
+    return _rag_study(study, retrieval) if method == "rag" else study
 
 
 def _warm_start(search: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
@@ -218,6 +296,8 @@ def _warm_start(search: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
         "learning_rate": hp.get("learning_rate"),
         "r": hp.get("r"),
         "lora_alpha": hp.get("lora_alpha"),
+        "top_k": hp.get("top_k"),
+        "chunk_size": hp.get("chunk_size"),
     }
     if hp.get("r") and hp.get("lora_alpha"):
         ratio = hp["lora_alpha"] / hp["r"]
@@ -295,8 +375,9 @@ def _placed(study: dict[str, Any], target: Path, *, portable: bool) -> dict[str,
     def place(path: str) -> str:
         return _portable(path, folder) if portable else str(Path(path).resolve())
 
-    files = [Path(data[key]).resolve() for key in ("train", "eval")]
-    for key in ("train", "eval"):
+    keys = [key for key in ("train", "eval", "knowledge") if key in data]
+    files = [Path(data[key]).resolve() for key in keys]
+    for key in keys:
         data[key] = place(data[key])
     if any(not f.is_relative_to(folder.resolve()) for f in files):
         data["root"] = place(os.path.commonpath([f.parent for f in files]))

@@ -22,9 +22,9 @@ def test_recommend_json_top_level() -> None:
                   "--vram", "24", "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert out["method"] == "lora" and out["plan"] == ["rag", "lora"]
+    assert out["method"] == "rag_lora" and out["plan"] == ["rag_lora"]
     assert {row["method"] for row in out["ranking"]} == {
-        "rag", "full", "sft", "lora", "qlora", "dora", "adalora", "prompt_tuning"
+        "rag", "rag_lora", "full", "sft", "lora", "qlora", "dora", "adalora", "prompt_tuning"
     }  # fmt: skip
     assert out["hyperparameters"]["lora_alpha"] == 2 * out["hyperparameters"]["r"]
 

@@ -51,7 +51,7 @@ def test_writes_a_valid_study_searching_around_the_recommendation(data, tmp_path
     )
 
 
-def test_rag_only_plans_write_nothing(data, tmp_path: Path) -> None:
+def test_rag_plans_without_knowledge_write_nothing(data, tmp_path: Path) -> None:
     train, eval_ = data
     out = tmp_path / "rag.yaml"
     result = _recommend(
@@ -59,7 +59,7 @@ def test_rag_only_plans_write_nothing(data, tmp_path: Path) -> None:
         "--write-study", str(out), "--train", str(train), "--eval", str(eval_),
     )  # fmt: skip
     assert result.exit_code == 2
-    assert "trains nothing" in result.stderr and not out.exists()
+    assert "add --knowledge PATH" in result.stderr and not out.exists()
 
 
 def test_shape_only_presets_need_a_local_model(data, tmp_path: Path) -> None:
