@@ -320,9 +320,16 @@ def write_validated(study: dict[str, Any], target: Path) -> Path:
         draft.write_text(text, encoding="utf-8")
         try:
             load_study(draft, base_dir=target.parent.resolve())
-        except AdvisorInputError as error:  # named as the options that set those keys
+        except AdvisorInputError as error:  # named as the options, not a draft's lines
+            problems = getattr(error, "problems", None) or [
+                (None, "", error.message, error.fix or "")
+            ]
+            said = [(_as_options(p[1]), _as_options(p[2]), _as_options(p[3])) for p in problems]
             raise AdvisorInputError(
-                _as_options(error.message), fix=_as_options(error.fix or ""), where="--verify"
+                "the comparison study would not validate: "
+                + "; ".join(f"{key}: {message}" if key else message for key, message, _ in said),
+                fix="; ".join(fix for _, _, fix in said if fix),
+                where="--verify",
             ) from None
     if target.is_file() and target.read_text(encoding="utf-8") == text:
         return target
