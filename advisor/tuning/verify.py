@@ -12,17 +12,12 @@ Which candidates run here: a method of the runners' registry (the ranking's `sft
 CUDA only with a GPU, QLoRA only where bitsandbytes imports (its 4-bit layers run on CPU since
 0.50, BENCHMARKS.md); full fine-tuning only when one trial of it fits the budget.
 
-The budget (`--budget-minutes`) sets the steps, from costs measured on SmolLM2-135M with 2 CPU
-cores (BENCHMARKS.md) and scaled by the model's parameters: a step at batch 4 x <=128 tokens
-costs 2.91 s for LoRA, 3.79 s for QLoRA and 8.0 s for full fine-tuning ("Trial cost", "Memory");
-a trial's fixed overhead is 2.6 s, its eval loss and generations ~1.56 s per eval example (52.4 s
-wall minus steps for 32 examples, "Trial overhead"), and the first trial pays ~9.5 s of imports.
-The untuned baseline is one more trial without steps, a retrieval trial one without steps too.
-One trial per method: the question is which method, not its best hyperparameters, and a second
-trial of fixed values would repeat the first. The steps are the largest count the budget pays
-for, at most one pass over --train (the slice is its first `steps x batch` rows,
-`data.max_train_examples`: the data file itself, so the stored data hash is --train's and the next
-recommendation knows the study ran on the same data).
+The budget (`--budget-minutes`) sets the steps (`verify_budget`: costs measured on CPU in
+BENCHMARKS.md, scaled by the model's size). One trial per method: the question is which method,
+not its best hyperparameters, and a second trial of fixed values would repeat the first. The
+steps are the largest count the budget pays for, at most one pass over --train; the slice is its
+first `steps x batch` rows through `data.max_train_examples`, the data file itself, so the stored
+data hash is --train's and the next recommendation knows the study ran on the same data.
 
 Nothing is written until the study validates; the study file goes to `verify/<name>.yaml`.
 """
@@ -53,33 +48,10 @@ from runners.methods import METHODS
 
 from .entry import tune
 from .summary import TuneSummary
+from .verify_budget import Budget, plan_budget
 
 TOP = 3
 """Candidates compared: the first runnable ones of the ranking."""
-REFERENCE_PARAMS = 135e6
-"""SmolLM2-135M, on which the costs below were measured (2 CPU cores, fp32)."""
-STEP_S = {"lora": 2.91, "qlora": 3.79, "full": 8.0}
-"""Seconds per step at batch 4 x <=128 tokens on the reference model, by family or method."""
-TRIAL_S = 2.6
-EVAL_S_PER_EXAMPLE = 1.56
-IMPORTS_S = 9.5
-EVAL_EXAMPLES = 32
-"""Eval examples scored per trial (`data.max_eval_examples`): the demo's count."""
-BATCH = 4
-MIN_STEPS, MAX_STEPS = 2, 60
-
-
-@dataclass
-class Budget:
-    """What the time budget pays for, and the estimate behind it."""
-
-    minutes: float
-    max_steps: int
-    batch_size: int
-    train_rows: int
-    eval_rows: int
-    estimated_seconds: float
-    derivation: str
 
 
 @dataclass
@@ -184,57 +156,6 @@ def _cuda() -> bool:
     import torch  # heavy: only when a candidate needs CUDA
 
     return bool(torch.cuda.is_available())
-
-
-def step_seconds(method: str, num_params: float, seq_len: int, batch: int = BATCH) -> float:
-    """One training step of `method`, scaled from the reference measurements by parameters and
-    tokens per batch; 0 for a method that does not train (retrieval)."""
-    entry = METHODS[method]
-    if not entry.trains:
-        return 0.0
-    base = STEP_S.get(method, STEP_S.get(entry.family, STEP_S["lora"]))
-    return base * (num_params / REFERENCE_PARAMS) * (batch * min(seq_len, 512)) / (4 * 128)
-
-
-def plan_budget(
-    minutes: float,
-    methods: list[str],
-    *,
-    num_params: float,
-    seq_len: int,
-    train_rows: int,
-    eval_rows: int,
-) -> Budget:
-    """The steps `minutes` pays for: one trial per method plus the baseline, each with its
-    fixed overhead and eval cost, the rest spent on steps; at most one pass over --train."""
-    scale = num_params / REFERENCE_PARAMS
-    evals = min(eval_rows, EVAL_EXAMPLES)
-    batch = min(BATCH, max(1, train_rows))
-    per_trial = TRIAL_S + evals * EVAL_S_PER_EXAMPLE * scale
-    fixed = IMPORTS_S + (len(methods) + 1) * per_trial
-    per_step = sum(step_seconds(m, num_params, seq_len, batch) for m in methods)
-    one_pass = math.ceil(train_rows / batch)
-    left = minutes * 60 - fixed - MIN_STEPS * per_step
-    steps = MAX_STEPS if per_step == 0 else MIN_STEPS + int(max(0.0, left) // per_step)
-    steps = min(steps, MAX_STEPS, max(MIN_STEPS, one_pass))
-    needed = fixed + MIN_STEPS * per_step
-    if minutes * 60 < needed:
-        raise AdvisorInputError(
-            f"--budget-minutes {minutes:g} does not pay for one trial of {', '.join(methods)} "
-            f"and the baseline: about {needed / 60:.1f} minutes at {MIN_STEPS} steps each",
-            where="--budget-minutes",
-            fix=f"give --budget-minutes {math.ceil(needed / 60)} or more",
-        )
-    estimate = fixed + steps * per_step
-    derivation = (
-        f"{len(methods) + 1} trials (baseline + one per method) x {per_trial:.1f} s overhead and "
-        f"eval on {evals} examples, + {steps} steps x {per_step:.2f} s (all methods) + "
-        f"{IMPORTS_S} s imports; costs measured on SmolLM2-135M (BENCHMARKS.md) x "
-        f"{scale:.3g} for this model's size"
-    )
-    return Budget(
-        minutes, steps, batch, min(train_rows, steps * batch), evals, round(estimate, 1), derivation
-    )
 
 
 def verification_study(

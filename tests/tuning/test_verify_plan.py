@@ -14,9 +14,9 @@ from advisor.tuning.verify import (
     Measured,
     disagreements,
     measured_rows,
-    plan_budget,
     runnable_candidates,
 )
+from advisor.tuning.verify_budget import plan_budget
 
 
 def _ranking(*methods: str) -> list[SimpleNamespace]:
