@@ -13,6 +13,14 @@ import typer
 
 from advisor.cli._common import console, print_json, user_errors
 from advisor.cli.decide_view import render_data_traits, render_recommendation
+from advisor.cli.verify import (
+    BUDGET,
+    KNOWLEDGE,
+    VERIFY,
+    check_verify,
+    render_verification,
+    run_verification,
+)
 from advisor.errors import AdvisorInputError
 from advisor.provenance import file_sha256
 from runners.errors import InputError
@@ -150,6 +158,9 @@ def recommend_command(
         "local or smollm2-135m). The tuner never downloads weights.",
         rich_help_panel="Study file",
     ),
+    verify: bool = VERIFY,
+    knowledge: Path | None = KNOWLEDGE,
+    budget_minutes: float = BUDGET,
 ) -> None:
     """Recommend RAG, RAG + LoRA, full, SFT, LoRA, QLoRA, DoRA, AdaLoRA or prompt tuning, and
     check the fit.
@@ -177,6 +188,15 @@ def recommend_command(
             "--write-study needs the study's data",
             where="--write-study",
             fix="add --train FILE and --eval FILE",
+        )
+    if verify:
+        check_verify(
+            train=train,
+            eval_file=eval_file,
+            knowledge=knowledge,
+            model=study_model or model,
+            study_model=study_model is not None,
+            budget=budget_minutes,
         )
     data = None
     if train is not None:
@@ -226,12 +246,26 @@ def recommend_command(
         )
         written = str(write_study_file(write_study, study))
     read = {"data": {**data.to_dict(), "from_data": from_data}} if data else {}
+    if verify:
+        read["verification"] = run_verification(
+            rec,
+            model=study_model or model,
+            train=train,  # type: ignore[arg-type]  (check_verify refused None)
+            eval_file=eval_file,  # type: ignore[arg-type]
+            knowledge=knowledge,
+            budget_minutes=budget_minutes,
+            metric=metric,
+            layout=data_layout or (data.layout if data else None),
+            fields=(prompt_field, response_field),
+        )
     if as_json:
         print_json({**rec.to_dict(), **read, "study_file": written})
         return
     render_recommendation(rec)
     if data is not None:
         render_data_traits(data, from_data)
+    if verify:
+        render_verification(read["verification"])
     if written:
         console.print(f"Study written to {written}; run it with `advisor tune {written}`.")
 

@@ -1,0 +1,102 @@
+"""`advisor recommend --verify`'s pure parts (issue 17, item 3): which ranked methods run here,
+what the time budget pays for, and where the measurement disagrees with the rules. No training:
+made-up rankings and measured rows."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from advisor.errors import AdvisorInputError
+from advisor.tuning.verify import (
+    Candidate,
+    Measured,
+    disagreements,
+    measured_rows,
+    runnable_candidates,
+)
+from advisor.tuning.verify_budget import plan_budget
+
+
+def _ranking(*methods: str) -> list[SimpleNamespace]:
+    return [SimpleNamespace(method=m) for m in methods]
+
+
+def test_retrieval_needs_knowledge_and_sft_trains_as_full() -> None:
+    chosen, skipped = runnable_candidates(
+        _ranking("rag", "sft", "full", "lora", "dora"), knowledge=False
+    )
+    assert [(c.method, c.rule_rank) for c in chosen] == [("full", 2), ("lora", 4), ("dora", 5)]
+    assert skipped == {"rag": "retrieves from documents: give --knowledge FILE_OR_FOLDER"}
+
+    with_docs, skipped = runnable_candidates(_ranking("rag", "lora", "full"), knowledge=True)
+    assert [c.method for c in with_docs] == ["rag", "lora", "full"] and skipped == {}
+
+
+def test_the_top_candidates_only() -> None:
+    chosen, _ = runnable_candidates(
+        _ranking("lora", "dora", "full", "qlora"), knowledge=False, top=2
+    )
+    assert [c.method for c in chosen] == ["lora", "dora"]
+
+
+def test_the_budget_pays_for_steps_up_to_one_pass_over_the_data() -> None:
+    smol = {"num_params": 135e6, "seq_len": 128, "eval_rows": 32}
+    # 2 methods + baseline: 9.5 s imports + 3 x (2.6 + 32 x 1.56) s = 166.1 s fixed; a step of
+    # lora and one of full at batch 4 x 128 on SmolLM2: 2.91 + 8.0 s
+    budget = plan_budget(10, ["lora", "full"], train_rows=10_000, **smol)
+    assert budget.max_steps == 2 + int((600 - 166.1 - 2 * 10.91) // 10.91) == 39
+    assert (budget.batch_size, budget.train_rows, budget.eval_rows) == (4, 156, 32)
+    assert budget.estimated_seconds <= 600
+    assert "BENCHMARKS.md" in budget.derivation
+
+    small_data = plan_budget(10, ["lora", "full"], train_rows=20, **smol)
+    assert small_data.max_steps == 5 and small_data.train_rows == 20  # one pass: 20 rows / 4
+
+    retrieval_only_trains = plan_budget(10, ["rag", "lora"], train_rows=10_000, **smol)
+    assert retrieval_only_trains.max_steps > budget.max_steps  # rag's trial has no steps
+
+
+def test_a_budget_that_pays_for_no_comparison_names_the_minutes_needed() -> None:
+    with pytest.raises(AdvisorInputError) as refused:
+        plan_budget(2, ["lora", "full"], num_params=135e6, seq_len=128, train_rows=99, eval_rows=32)
+    assert refused.value.where == "--budget-minutes"
+    assert "about 3.1 minutes at 2 steps each" in refused.value.message
+    assert refused.value.fix == "give --budget-minutes 4 or more"
+
+
+def test_disagreements_name_the_pairs_the_measurement_reorders() -> None:
+    rows = [
+        Measured("rag", rule_rank=3, score=0.81),
+        Measured("full", rule_rank=2, score=0.70),
+        Measured("lora", rule_rank=1, score=0.62),
+        Measured("dora", rule_rank=4, score=None),
+    ]
+    assert disagreements(rows, direction="maximize") == [
+        "rules rank lora over full; measured full 0.70 vs lora 0.62",
+        "rules rank lora over rag; measured rag 0.81 vs lora 0.62",
+        "rules rank full over rag; measured rag 0.81 vs full 0.70",
+        "dora: no complete trial, so not compared",
+    ]
+    # a lower perplexity is better: the same scores then agree with the rules' order
+    assert disagreements(rows[:3], direction="minimize") == []
+
+
+def test_ties_and_agreement_are_no_disagreement() -> None:
+    rows = [Measured("lora", 1, 0.5), Measured("rag", 2, 0.5), Measured("full", 3, 0.1)]
+    assert disagreements(rows, direction="maximize") == []
+
+
+def test_measured_rows_follow_the_report_and_keep_the_rule_ranks() -> None:
+    candidates = [Candidate("lora", 1), Candidate("rag", 2), Candidate("full", 4)]
+    summaries = [  # review.methods.method_summaries: best first, a method without trials absent
+        SimpleNamespace(method="rag", score=0.8, best_trial=1, wall_seconds=3.0, cost_usd=0.0),
+        SimpleNamespace(method="lora", score=0.4, best_trial=0, wall_seconds=9.0, cost_usd=0.0),
+    ]
+    rows = measured_rows(candidates, summaries)
+    assert [(r.method, r.rule_rank, r.score, r.trial) for r in rows] == [
+        ("rag", 2, 0.8, 1),
+        ("lora", 1, 0.4, 0),
+        ("full", 4, None, None),
+    ]
