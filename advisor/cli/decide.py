@@ -15,7 +15,6 @@ from advisor.cli._common import console, print_json, user_errors
 from advisor.cli.decide_view import render_data_traits, render_recommendation
 from advisor.cli.verify import (
     BUDGET,
-    KNOWLEDGE,
     VERIFY,
     check_verify,
     render_verification,
@@ -129,7 +128,7 @@ def recommend_command(
         "--knowledge",
         help="The documents a retrieval method answers from (.txt, .md, .jsonl or .parquet "
         "with a text field, or a folder of them): the study's data.knowledge, needed when the "
-        "recommendation is rag or rag_lora.",
+        "recommendation is rag or rag_lora; without it --verify skips rag and rag_lora.",
         rich_help_panel="Study file",
     ),
     prompt_field: str = typer.Option(
@@ -159,7 +158,6 @@ def recommend_command(
         rich_help_panel="Study file",
     ),
     verify: bool = VERIFY,
-    knowledge: Path | None = KNOWLEDGE,
     budget_minutes: float = BUDGET,
 ) -> None:
     """Recommend RAG, RAG + LoRA, full, SFT, LoRA, QLoRA, DoRA, AdaLoRA or prompt tuning, and

@@ -26,13 +26,6 @@ VERIFY = typer.Option(
     "ranking beside the rules' and where they disagree.",
     rich_help_panel=PANEL,
 )
-KNOWLEDGE = typer.Option(
-    None,
-    "--knowledge",
-    help="Documents retrieval answers from (a .txt/.md/.jsonl/.parquet file or a folder): "
-    "without it --verify skips rag and rag_lora.",
-    rich_help_panel=PANEL,
-)
 BUDGET = typer.Option(
     30.0,
     "--budget-minutes",
