@@ -1,5 +1,5 @@
 """`advisor recommend --verify` end to end on the tiny Llama (issue 17, items 3 and 6): the top
-candidates the rules rank (rag with a knowledge folder, then prompt tuning and LoRA) are tuned in
+candidates the rules rank (rag with a knowledge folder first, then the next two) are tuned in
 one comparison study on the data, the measured ranking is printed beside the rule ranks, the
 study is recorded in MLflow like any study, and the next plain `advisor recommend` in the folder
 lists it under `evidence`, as a study on the same training data."""
@@ -40,10 +40,11 @@ def test_verify_measures_the_candidates_records_the_study_and_feeds_evidence(
     checked = answer["verification"]
     ranking = [line["method"] for line in answer["ranking"]]
     assert checked["rule_ranking"] == ranking
-    assert ranking[:3] == ["rag", "prompt_tuning", "lora"]  # --goal knowledge: rag first
+    assert ranking[0] == "rag"  # --goal knowledge: rag first
+    candidates = set(ranking[:3])  # the top three; each runs here (nothing skipped, below)
 
     rows = {row["method"]: row for row in checked["methods"]}
-    assert set(rows) == {"rag", "prompt_tuning", "lora"}
+    assert set(rows) == candidates
     for method, row in rows.items():
         assert row["rule_rank"] == ranking.index(method) + 1
         assert row["score"] is not None and row["trial"] is not None and row["wall_seconds"] > 0
@@ -72,7 +73,7 @@ def test_verify_measures_the_candidates_records_the_study_and_feeds_evidence(
     trained = {
         r.data.params.get("method") for r in runs if r.data.tags.get("advisor.role") == "trial"
     }
-    assert trained == {"rag", "prompt_tuning", "lora"}
+    assert trained == candidates
 
     # the same verification again: the recorded study is continued (nothing trains again) and
     # printed for people, the measured ranking beside the rules'
