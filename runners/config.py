@@ -103,7 +103,9 @@ class EvalConfig:
     metric: str = "exact_match"
     """exact_match | json_match | rouge_l | accuracy | eval_loss | perplexity (raw text)"""
     max_new_tokens: int = 64
-    batch_size: int = 8
+    batch_size: int = 32
+    """Prompts generated together (length-sorted, `runners.generation`): 32 measured ~2x as fast
+    as 8 on CPU for SmolLM2; lower it for a large model on a small GPU."""
     samples_to_log: int = 10
     forgetting: bool = True
     """Also measure how far training moved the model from the base on general ability
@@ -114,6 +116,9 @@ class EvalConfig:
     """Prompts of the general instruction probe answered (at most the probe's size)."""
     forgetting_max_new_tokens: int = 16
     """Generation budget per probe answer: the probe asks for one word or one number."""
+    merge_for_generation: bool = True
+    """Generate from a copy of the model with its LoRA adapter merged in (`runners.generation`):
+    the same answers within float rounding, at several times the speed on CPU."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,12 @@ class TrialResult:
     eval_seconds: float = 0.0
     eval_loss_seconds: float = 0.0
     """The eval-loss passes run during training (the pruner's curve), outside train_seconds."""
+    generation_tokens: int = 0
+    """Tokens generated for the eval set, each answer counted up to its stop token."""
+    generation_tokens_per_second: float | None = None
+    """generation_tokens over the generation's own seconds (`runners.generation`)."""
+    generation_merged: bool = False
+    """The answers came from a merged copy of the adapter (`eval.merge_for_generation`)."""
     tokens_per_second: float | None = None
     peak_memory_mb: float | None = None
     """Peak CUDA memory allocated on GPU; peak resident set size of the process on CPU."""

@@ -1,9 +1,9 @@
 """Task-metric evaluation by batched greedy generation on the held-out set.
 
-Generation is batched (one sequence generates ~10 tokens/s here, eight together ~25 tokens/s) with
-left padding so every prompt ends where generation starts; only the new tokens are decoded. A
-sample of generations with per-example scores is written as JSONL for the trial's artefacts.
-Prompts are rendered by `runners.chat.prompt_text`, with the template the trial trains with.
+The answers come from `runners.generation` (a merged copy of the adapter, length-sorted batches,
+the KV cache, a stop at the end of each answer). A sample of generations with per-example scores
+is written as JSONL for the trial's artefacts. Prompts are rendered by
+`runners.chat.prompt_text`, with the template the trial trains with.
 
 A chat eval row is scored on its last assistant turn, asked with the turns before it
 (`runners.data.eval_records`); raw text is scored by perplexity, never by generation.
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runners.chat import prompt_text
 from runners.config import EvalConfig
 from runners.data import Messages
 from runners.errors import TrialInputError
+from runners.generation import GenerationStats, generate, generation_model
 from runners.layouts import Layout
 from runners.metrics import Metric, get_metric
 
@@ -31,6 +31,8 @@ class EvalOutcome:
     score: float
     predictions: list[str]
     generations_path: Path | None
+    stats: GenerationStats
+    merged: bool
 
 
 def metric_for(cfg: EvalConfig) -> Any:
@@ -60,48 +62,6 @@ def check_metric_fits(metric: Metric, layout: Layout) -> None:
         )
 
 
-def generate(
-    model: Any,
-    tokenizer: Any,
-    prompts: list[Messages],
-    *,
-    max_new_tokens: int,
-    batch_size: int,
-) -> list[str]:
-    """Greedy completions of chat `prompts`, decoded without the prompt and special tokens."""
-    import torch
-
-    texts = [prompt_text(tokenizer, p) for p in prompts]
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    padding_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    out: list[str] = []
-    try:
-        for start in range(0, len(texts), max(1, batch_size)):
-            batch = tokenizer(
-                texts[start : start + batch_size],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-            ).to(device)
-            with torch.no_grad():
-                generated = model.generate(
-                    **batch,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id,
-                )
-            new = generated[:, batch["input_ids"].shape[1] :]
-            out.extend(t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True))
-    finally:
-        tokenizer.padding_side = padding_side
-        model.train(was_training)
-    return out
-
-
 def evaluate_task(
     model: Any,
     tokenizer: Any,
@@ -114,13 +74,17 @@ def evaluate_task(
     metric = metric_for(cfg)
     prompts = [p for p, _ in records]
     references = [r for _, r in records]
-    predictions = generate(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens=cfg.max_new_tokens,
-        batch_size=cfg.batch_size,
-    )
+    stats = GenerationStats()
+    with generation_model(model, merge=cfg.merge_for_generation) as generator:
+        merged = generator is not model
+        predictions = generate(
+            generator,
+            tokenizer,
+            prompts,
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.batch_size,
+            stats=stats,
+        )
     per_example = [metric.score_one(p, r) for p, r in zip(predictions, references, strict=True)]
     score = sum(per_example) / len(per_example) if per_example else 0.0
     if generations_path is not None:
@@ -137,4 +101,10 @@ def evaluate_task(
                     "score": value,
                 }
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return EvalOutcome(score=score, predictions=predictions, generations_path=generations_path)
+    return EvalOutcome(
+        score=score,
+        predictions=predictions,
+        generations_path=generations_path,
+        stats=stats,
+        merged=merged,
+    )

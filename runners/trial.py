@@ -256,6 +256,9 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
         )
         result.score = evaluated.score
         result.generations_path = str(evaluated.generations_path)
+        result.generation_tokens = evaluated.stats.new_tokens
+        result.generation_tokens_per_second = evaluated.stats.tokens_per_second
+        result.generation_merged = evaluated.merged
     elif metric.name == "perplexity":
         result.score = perplexity(model, eval_sequences, batch_size=config.eval.batch_size)
     else:

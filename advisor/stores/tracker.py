@@ -289,6 +289,10 @@ class StudyTracker:
             "train_seconds": result.train_seconds,
             "eval_seconds": result.eval_seconds,
             "tokens_per_second": result.tokens_per_second,
+            "generation_tokens_per_second": result.generation_tokens_per_second,
+            "generation_tokens": float(result.generation_tokens)
+            if result.generation_tokens
+            else None,
             "peak_memory_mb": result.peak_memory_mb,
             "peak_reserved_mb": result.peak_reserved_mb,  # CUDA only: None is not logged
             "trainable_params": float(result.trainable_params),

@@ -143,7 +143,10 @@ class EvalSpec(Section):
     max_new_tokens: PositiveInt = Field(
         64, description="Generation budget per answer (1 .. 2^31-1)."
     )
-    batch_size: PositiveInt = Field(8, description="Prompts generated together (1 .. 2^31-1).")
+    batch_size: PositiveInt = Field(
+        32,
+        description="Prompts generated together, in length-sorted batches (1 .. 2^31-1).",
+    )
     samples_to_log: NonNegativeInt = Field(
         10, description="Generations saved as an MLflow artifact (0 .. 2^31-1)."
     )
