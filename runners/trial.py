@@ -322,29 +322,30 @@ class _Forgetting:
     """The forgetting measurement of one trial (`runners.forgetting`), around its training.
 
     A peft model keeps its base (the adapter switched off), so nothing happens before training;
-    any other model (full fine-tuning) has its base's view of the probes recorded first.
+    any other model (full fine-tuning) has its base's view of the probes taken first.
     """
 
     def __init__(self, model: Any, tokenizer: Any, config: TrialConfig, result: TrialResult):
         self.model, self.tokenizer, self.cfg, self.result = model, tokenizer, config.eval, result
         self.probes = forgetting.probes_for(model, tokenizer, config.eval)
-        self.snapshot: Any = None
+        self.base: forgetting.ProbeView | None = None
 
     def before_training(self) -> None:
         if forgetting.is_peft(self.model):
             return
         started = time.perf_counter()
-        self.snapshot = forgetting.snapshot_base(self.model, self.tokenizer, self.probes, self.cfg)
+        self.base = forgetting.base_view(self.model, self.tokenizer, self.probes, self.cfg)
         self.result.forgetting_seconds += time.perf_counter() - started
 
     def after_training(self, *, untouched: bool) -> None:
         started = time.perf_counter()
         args = (self.model, self.tokenizer, self.probes, self.cfg)
+        # Not taken before training: a peft model's (adapter off), or an untouched model's own
+        base = self.base if self.base is not None else forgetting.base_view(*args)
         if untouched:
-            measured = forgetting.measure_untouched(*args)
+            measured = forgetting.measure_untouched(base, self.probes)
         else:
-            measured = forgetting.measure_forgetting(*args, base=self.snapshot)
-        self.snapshot = None  # the base's log-probabilities can be large: free them now
+            measured = forgetting.measure_forgetting(*args, base=base)
         result = self.result
         result.forgetting_kl = measured.kl
         result.base_ppl, result.tuned_ppl = measured.base_ppl, measured.tuned_ppl
