@@ -243,6 +243,13 @@ class TrialResult:
     general_score_delta: float | None = None
     """general_score - base_general_score: < 0 when general ability was lost."""
     forgetting_seconds: float = 0.0
+    probes_path: str | None = None
+    """JSON in output_dir (`runners.probe_cache.write_record`): the instruction probe's replies
+    and scores of the base and of the trained model, and the cache key of the base's view."""
+    probes_base_source: Literal["cache", "computed"] | None = None
+    """Where the base's view of the forgetting probes came from: "cache" (measured once before,
+    by the study's baseline or an earlier trial) or "computed" (by this trial, then cached);
+    None when forgetting was not measured."""
     index_seconds: float = 0.0
     """Retrieval methods: reading, chunking and indexing `data.knowledge` (part of the cost)."""
     index_chunks: int = 0

@@ -14,14 +14,43 @@ Two probes ship with the package, written for this project (nothing is downloade
   that scores the format would measure obedience to "answer in one word", not whether the
   knowledge survived training.
 
-Where the base comes from: a peft model is its base with the adapter switched off
-(`disable_adapter()`), so both sides are read from the same object after training at no extra
-memory. A fully fine-tuned model has no base left after training, so `snapshot_base` records the
-base's log-probabilities on the text probe (on the CPU, fp32: 2048 tokens x 49k vocabulary is
-0.4 GB for SmolLM2) and its probe score before training starts.
+The base's side is a `ProbeView`, small enough to store, so that a study computes it once (its
+baseline run; `runners.probe_cache` keeps it per base model and probe version) and a trial
+computes only its own side: one forward pass over the text probe, one batched generation of
+the instruction probe. The view holds, at every predicted position of the text probe, the
+base's log-probability of the actual next token (the base's perplexity, exactly) and its
+`TOP_K` most likely next tokens with their log-probabilities and the log of the probability
+left to the rest of the vocabulary; and the base's replies to the instruction probe with their
+scores.
+
+KL(base || tuned) is computed over both distributions coarsened to K + 1 outcomes: the base's
+top K tokens and one bucket for every other token. By the data-processing inequality that is a
+lower bound of the full KL; what it misses is probability moved around inside the rest.
+Measured (2026-11-24, 2-core AMD EPYC CPU, torch 2.13 fp32) on SmolLM2-135M-Instruct with the
+default text probe (2040 predicted positions, a 49,152-token vocabulary) against a LoRA (r=8,
+alpha=16) whose B matrices were drawn from N(0, std^2) with seed 0, forward passes only:
+
+    top-K KL as a share of the full KL      K=16    32     64     128    256    512    1024
+    all linear, std 0.02 (full 0.0075)      64.6%  73.3%  80.5%  86.4%  90.9%  94.3%  96.8%
+    q/v only,   std 0.02 (full 0.0040)      62.9%  71.9%  79.6%  85.7%  90.4%  94.0%  96.6%
+    all linear, std 0.05 (full 0.0476)      65.1%  73.7%  80.8%  86.6%  91.1%  94.4%  96.8%
+    the base's top-K probability, mean      0.758  0.820  0.871  0.910  0.940  0.963  0.979
+                                  lowest    0.145  0.204  0.285  0.391  0.506  0.625  0.743
+
+SmolLM2 spreads its probability thinly (at K=128 a tenth of it is still in the rest), so the
+bound is a steady share of the full KL rather than equal to it; steady across small and large
+moves and across the layers adapted, so trials rank as by the full KL. K = 256 keeps over 90%
+in a 4 MB view (int32 ids and float32 log-probabilities); each doubling past it adds ~3 points
+for twice the file. The reported KL is this bound, not the full KL of versions before it.
+
+Where the base comes from when the cache does not have it: a peft model is its base with the
+adapter switched off (`disable_adapter()`); a fully fine-tuned model has no base left after
+training, so `base_view` is taken before training starts (its K tokens per position replace
+the 0.4 GB of full log-probabilities, 2048 tokens x 49k vocabulary, that were held before).
 
 An untouched model gives exactly 0: both sides run the same computation on the same inputs
-(adding a zero LoRA delta is exact), so KL and the perplexity delta are 0.0, not ~1e-7.
+(adding a zero LoRA delta is exact), the tuned side is read at the base's own top K tokens, so
+KL and the perplexity delta are 0.0, not ~1e-7.
 """
 
 from __future__ import annotations
@@ -31,9 +60,9 @@ import math
 import re
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from runners.config import EvalConfig
 from runners.data import Messages
@@ -47,6 +76,8 @@ CHUNK_TOKENS = 256
 """The text probe is scored in chunks of this many tokens (fewer if the model's context is)."""
 FORWARD_BATCH = 2
 """Chunks per forward pass: logits are chunk x vocabulary floats (2 x 256 x 49k = 100 MB)."""
+TOP_K = 256
+"""The base's most likely next tokens kept per position (the measurement above)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +92,45 @@ class Probes:
     def text_tokens(self) -> int:
         return sum(len(chunk) for chunk in self.chunks)
 
+    @property
+    def positions(self) -> int:
+        """Predicted positions of the text probe: every token of a chunk but its first."""
+        return sum(len(chunk) - 1 for chunk in self.chunks)
+
+
+@dataclass(frozen=True)
+class ProbeView:
+    """The base model's answers to the probes, small enough to cache (`runners.probe_cache`).
+
+    The tensors live on the CPU, one row per predicted position of the text probe (the chunks
+    one after the other).
+    """
+
+    target_logprobs: Any
+    """[positions] float32: log-probability of the actual next token."""
+    top_ids: Any
+    """[positions, K] int64: the K most likely next tokens, most likely first."""
+    top_logprobs: Any
+    """[positions, K] float32: their log-probabilities."""
+    rest_logprobs: Any
+    """[positions] float32: log of the probability of all other tokens (-inf if there are none)."""
+    replies: tuple[str, ...]
+    """The greedy reply to each prompt of the instruction probe."""
+    scores: tuple[float, ...]
+    """`answer_found` of each reply."""
+
+    @property
+    def positions(self) -> int:
+        return int(self.target_logprobs.shape[0])
+
+    @property
+    def k(self) -> int:
+        return int(self.top_ids.shape[1])
+
+    @property
+    def general_score(self) -> float:
+        return sum(self.scores) / len(self.scores) if self.scores else 0.0
+
 
 @dataclass
 class Forgetting:
@@ -69,11 +139,14 @@ class Forgetting:
     base_ppl: float
     tuned_ppl: float
     kl: float
-    """Mean over predicted tokens of KL(base || tuned), in nats."""
+    """Mean over predicted tokens of KL(base || tuned) over the base's top K + rest, in nats."""
     base_general_score: float
     general_score: float
     text_tokens: int
     prompts: int
+    replies: tuple[str, ...] = ()
+    """The measured model's replies to the instruction probe (the base's when untouched)."""
+    scores: tuple[float, ...] = ()
 
     @property
     def ppl_delta(self) -> float:
@@ -82,15 +155,6 @@ class Forgetting:
     @property
     def general_score_delta(self) -> float:
         return self.general_score - self.base_general_score
-
-
-@dataclass
-class BaseSnapshot:
-    """The base model's view of the probes, recorded before training changes its weights."""
-
-    logprobs: list[Any] = field(default_factory=list)
-    """Per forward batch: log-softmax of the next-token logits, CPU float32."""
-    general_score: float = 0.0
 
 
 def load_probes(tokenizer: Any, cfg: EvalConfig, *, max_positions: int | None = None) -> Probes:
@@ -136,10 +200,13 @@ def answer_found(prediction: str, answers: Sequence[str]) -> float:
     return 0.0
 
 
-def general_score(model: Any, tokenizer: Any, probes: Probes, cfg: EvalConfig) -> float:
-    """Share of the instruction probe answered correctly, by batched greedy generation."""
+def answer_probes(
+    model: Any, tokenizer: Any, probes: Probes, cfg: EvalConfig
+) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """The replies to the instruction probe, in one batched greedy generation like the eval's,
+    and their scores."""
     if not probes.prompts:
-        return 0.0
+        return (), ()
     replies = generate(
         model,
         tokenizer,
@@ -148,7 +215,7 @@ def general_score(model: Any, tokenizer: Any, probes: Probes, cfg: EvalConfig) -
         batch_size=cfg.batch_size,
     )
     scores = [answer_found(r, a) for r, a in zip(replies, probes.answers, strict=True)]
-    return sum(scores) / len(scores)
+    return tuple(replies), tuple(scores)
 
 
 def is_peft(model: Any) -> bool:
@@ -157,12 +224,32 @@ def is_peft(model: Any) -> bool:
     return peft is not None and isinstance(model, peft.PeftModel)
 
 
-def snapshot_base(model: Any, tokenizer: Any, probes: Probes, cfg: EvalConfig) -> BaseSnapshot:
-    """Record the base's log-probabilities and probe score; call it before training starts."""
-    return BaseSnapshot(
-        logprobs=[lp.cpu() for lp in _logprob_batches(model, probes)],
-        general_score=general_score(model, tokenizer, probes, cfg),
-    )
+def probe_view(
+    model: Any, tokenizer: Any, probes: Probes, cfg: EvalConfig, *, k: int = TOP_K
+) -> ProbeView:
+    """`model`'s own view of the probes: one forward pass over the text, one generation."""
+    import torch
+
+    parts = []
+    for batch in _batches(probes):
+        logprobs, targets = _flat(_logprobs(model, batch), batch)
+        top, ids = logprobs.topk(min(k, logprobs.shape[-1]), dim=-1)
+        side = _side(logprobs, targets, ids)
+        parts.append((side.target.cpu(), ids.cpu(), top.cpu(), side.rest.cpu()))
+    target, ids, top, rest = (torch.cat(column) for column in zip(*parts, strict=True))
+    replies, scores = answer_probes(model, tokenizer, probes, cfg)
+    return ProbeView(target, ids, top, rest, replies, scores)
+
+
+def base_view(
+    model: Any, tokenizer: Any, probes: Probes, cfg: EvalConfig, *, k: int = TOP_K
+) -> ProbeView:
+    """The base's view: a peft model's with its adapter switched off; any other model's as it
+    is now, so take it before training changes the weights."""
+    if is_peft(model):
+        with model.disable_adapter():
+            return probe_view(model, tokenizer, probes, cfg, k=k)
+    return probe_view(model, tokenizer, probes, cfg, k=k)
 
 
 def measure_forgetting(
@@ -170,42 +257,99 @@ def measure_forgetting(
     tokenizer: Any,
     probes: Probes,
     cfg: EvalConfig,
-    base: BaseSnapshot | None = None,
+    base: ProbeView | None = None,
 ) -> Forgetting:
-    """Compare the trained `model` with its base: from `base` if given, else (peft) by switching
-    the adapter off. A model that is neither peft nor comes with a snapshot has no base to
-    compare with (ValueError)."""
-    if base is None and not is_peft(model):
-        raise ValueError("a model that is not a peft model needs the snapshot_base taken before")
-    sums = _Sums()
-    tuned_batches = _logprob_batches(model, probes)
-    for index, (batch, tuned) in enumerate(zip(_batches(probes), tuned_batches, strict=True)):
-        if base is not None:
-            base_lp = base.logprobs[index].to(tuned.device)
-        else:
-            with model.disable_adapter():
-                base_lp = _logprobs(model, batch)
-        sums.add(base_lp, tuned, _targets(batch, tuned.device))
-    score = general_score(model, tokenizer, probes, cfg)
-    if base is not None:
-        base_score = base.general_score
-    else:
-        with model.disable_adapter():
-            base_score = general_score(model, tokenizer, probes, cfg)
-    return sums.result(base_score, score, probes)
+    """Compare the trained `model` with its base: the base's view `base` (cached, or taken
+    before training), else (peft) the adapter switched off now. A model that is neither peft
+    nor comes with the base's view has no base to compare with (ValueError)."""
+    import torch
+
+    if base is None:
+        if not is_peft(model):
+            raise ValueError("a model that is not a peft model needs its base_view taken before")
+        base = base_view(model, tokenizer, probes, cfg)
+    if base.positions != probes.positions:
+        raise ValueError(
+            f"the base's view covers {base.positions} positions of the text probe, "
+            f"but the probes have {probes.positions}"
+        )
+    tuned_targets, kl, offset = [], 0.0, 0
+    for batch in _batches(probes):
+        logprobs, targets = _flat(_logprobs(model, batch), batch)
+        rows = slice(offset, offset + targets.shape[0])
+        offset = rows.stop
+        tuned = _side(logprobs, targets, base.top_ids[rows].to(logprobs.device))
+        kl += float(_coarse_kl(_base_side(base, rows), tuned).sum())
+        tuned_targets.append(tuned.target.cpu())
+    replies, scores = answer_probes(model, tokenizer, probes, cfg)
+    n = max(1, probes.positions)
+    return Forgetting(
+        base_ppl=_ppl(base.target_logprobs, n),
+        tuned_ppl=_ppl(torch.cat(tuned_targets), n),
+        kl=max(0.0, kl / n),  # KL >= 0; a float sum can land a hair below
+        base_general_score=base.general_score,
+        general_score=sum(scores) / len(scores) if scores else 0.0,
+        text_tokens=probes.text_tokens,
+        prompts=len(probes.prompts),
+        replies=replies,
+        scores=scores,
+    )
 
 
-def measure_untouched(model: Any, tokenizer: Any, probes: Probes, cfg: EvalConfig) -> Forgetting:
-    """The base model measured against itself (the study's baseline): each probe is run once;
-    KL and both deltas are 0 by definition, and the perplexity and score are the base's."""
-    sums = _Sums()
-    for batch, lp in zip(_batches(probes), _logprob_batches(model, probes), strict=True):
-        sums.add(lp, lp, _targets(batch, lp.device))
-    score = general_score(model, tokenizer, probes, cfg)
-    return sums.result(score, score, probes)
+def measure_untouched(base: ProbeView, probes: Probes) -> Forgetting:
+    """The base measured against itself (the study's baseline): its own view, no second pass;
+    KL and both deltas are 0 by definition, the perplexity and score are the base's."""
+    ppl = _ppl(base.target_logprobs, max(1, probes.positions))
+    return Forgetting(
+        base_ppl=ppl,
+        tuned_ppl=ppl,
+        kl=0.0,
+        base_general_score=base.general_score,
+        general_score=base.general_score,
+        text_tokens=probes.text_tokens,
+        prompts=len(probes.prompts),
+        replies=base.replies,
+        scores=base.scores,
+    )
 
 
 # --- the text probe ------------------------------------------------------------------------------
+
+
+class _Side(NamedTuple):
+    """One model's side at some positions, read at the base's top K tokens."""
+
+    target: Any
+    """[n] log-probability of the actual next token."""
+    top: Any
+    """[n, K] log-probabilities of the base's top K tokens."""
+    rest: Any
+    """[n] log of the probability of every other token."""
+
+
+def _coarse_kl(base: _Side, tuned: _Side) -> Any:
+    """Per position KL(base || tuned) over the base's top K tokens and one bucket for the rest
+    (float64). Exactly 0 where both sides hold the same numbers."""
+    import torch
+
+    p_top, p_rest = base.top.double().exp(), base.rest.double().exp()
+    kl = (p_top * (base.top.double() - tuned.top.double().to(p_top.device))).sum(-1)
+    rest = p_rest * (base.rest.double() - tuned.rest.double().to(p_rest.device))
+    return kl + torch.where(p_rest > 0, rest, 0.0)  # no rest when K covers the vocabulary
+
+
+def _base_side(view: ProbeView, rows: slice) -> _Side:
+    return _Side(view.target_logprobs[rows], view.top_logprobs[rows], view.rest_logprobs[rows])
+
+
+def _side(logprobs: Any, targets: Any, ids: Any) -> _Side:
+    """A model's log-probabilities [n, vocab] read at the targets and at the tokens `ids`."""
+    rest = logprobs.scatter(-1, ids, float("-inf")).logsumexp(-1)
+    return _Side(logprobs.gather(-1, targets[:, None])[:, 0], logprobs.gather(-1, ids), rest)
+
+
+def _ppl(target_logprobs: Any, n: int) -> float:
+    return math.exp(-float(target_logprobs.double().sum()) / n)
 
 
 def _batches(probes: Probes) -> Iterator[list[list[int]]]:
@@ -213,9 +357,12 @@ def _batches(probes: Probes) -> Iterator[list[list[int]]]:
         yield probes.chunks[start : start + FORWARD_BATCH]
 
 
-def _logprob_batches(model: Any, probes: Probes) -> Iterator[Any]:
-    for batch in _batches(probes):
-        yield _logprobs(model, batch)
+def _flat(logprobs: Any, batch: list[list[int]]) -> tuple[Any, Any]:
+    """[chunks, positions, vocab] -> [chunks x positions, vocab] and the next tokens [n]."""
+    import torch
+
+    targets = torch.tensor([chunk[1:] for chunk in batch], device=logprobs.device)
+    return logprobs.reshape(-1, logprobs.shape[-1]), targets.reshape(-1)
 
 
 def _logprobs(model: Any, batch: list[list[int]]) -> Any:
@@ -234,38 +381,3 @@ def _logprobs(model: Any, batch: list[list[int]]) -> Any:
     # Prompt tuning prepends virtual tokens: keep the positions of the real ones.
     logits = logits[:, -ids.shape[1] : -1, :]
     return torch.log_softmax(logits.float(), dim=-1)
-
-
-def _targets(batch: list[list[int]], device: Any) -> Any:
-    import torch
-
-    return torch.tensor([chunk[1:] for chunk in batch], device=device)
-
-
-@dataclass
-class _Sums:
-    """Running sums over the predicted tokens of the text probe."""
-
-    base_nll: float = 0.0
-    tuned_nll: float = 0.0
-    kl: float = 0.0
-    tokens: int = 0
-
-    def add(self, base: Any, tuned: Any, targets: Any) -> None:
-        index = targets.unsqueeze(-1)
-        self.base_nll -= float(base.gather(-1, index).double().sum())
-        self.tuned_nll -= float(tuned.gather(-1, index).double().sum())
-        self.kl += float((base.exp() * (base - tuned)).sum(-1).double().sum())
-        self.tokens += targets.numel()
-
-    def result(self, base_score: float, score: float, probes: Probes) -> Forgetting:
-        n = max(1, self.tokens)
-        return Forgetting(
-            base_ppl=math.exp(self.base_nll / n),
-            tuned_ppl=math.exp(self.tuned_nll / n),
-            kl=max(0.0, self.kl / n),  # KL >= 0; a float sum can land a hair below
-            base_general_score=base_score,
-            general_score=score,
-            text_tokens=probes.text_tokens,
-            prompts=len(probes.prompts),
-        )

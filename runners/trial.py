@@ -14,9 +14,9 @@ import time
 import traceback
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from runners import distributed, forgetting
+from runners import distributed, forgetting, probe_cache
 from runners.allocator import return_freed_memory
 from runners.chat import Truncation
 from runners.config import TrialConfig, TrialResult
@@ -25,10 +25,10 @@ from runners.data import Examples, TrainingSet, records_of, task_examples, to_da
 from runners.errors import TrialInputError
 from runners.evaluate import check_metric_fits, evaluate_task, metric_for
 from runners.methods import get_method
-from runners.models import load_model_and_tokenizer
+from runners.models import load_model_and_tokenizer, resolve_model_dir
 from runners.reporting import NullReporter, Reporter
 from runners.retrieval import retrieve_into
-from runners.train import eval_loss, resolve_placement, train
+from runners.train import Placement, eval_loss, resolve_placement, train
 
 VERSIONED = ("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes")
 MB = 1024 * 1024
@@ -200,7 +200,11 @@ def _run_steps(config: TrialConfig, reporter: Reporter, result: TrialResult) -> 
     trains = method is not None and method.trains
     if not trains:
         result.trainable_params = 0
-    measuring = _Forgetting(model, tokenizer, config, result) if _measures(config) else None
+    measuring = None
+    if _measures(config):
+        measuring = _Forgetting(
+            model, tokenizer, config, result, placement=placement, load_kwargs=extra
+        )
 
     if not trains:
         reporter.phase("evaluate")
@@ -324,31 +328,61 @@ def _measures(config: TrialConfig) -> bool:
 class _Forgetting:
     """The forgetting measurement of one trial (`runners.forgetting`), around its training.
 
-    A peft model keeps its base (the adapter switched off), so nothing happens before training;
-    any other model (full fine-tuning) has its base's view of the probes recorded first.
+    The base's side comes from the probe cache (`runners.probe_cache`) when the study's
+    baseline or an earlier trial measured the same base on the same probes; the trial then
+    computes only its own side. Otherwise it measures the base itself and caches it: a peft
+    model after training, its adapter switched off; any other model (full fine-tuning) before
+    training, as nothing is left of its base after it; an untouched model is its own base.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, config: TrialConfig, result: TrialResult):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        config: TrialConfig,
+        result: TrialResult,
+        *,
+        placement: Placement,
+        load_kwargs: dict[str, Any],
+    ):
+        started = time.perf_counter()
         self.model, self.tokenizer, self.cfg, self.result = model, tokenizer, config.eval, result
         self.probes = forgetting.probes_for(model, tokenizer, config.eval)
-        self.snapshot: Any = None
+        self.key = probe_cache.cache_key(
+            model_dir=resolve_model_dir(config.model),
+            tokenizer=tokenizer,
+            probes=self.probes,
+            cfg=config.eval,
+            device=placement.device,
+            dtype=placement.dtype,
+            load_kwargs=load_kwargs,
+        )
+        self.base = probe_cache.load(self.key, self.probes)
+        self.source: Literal["cache", "computed"] = "computed" if self.base is None else "cache"
+        self.record = Path(config.output_dir) / probe_cache.RECORD_FILE
+        result.forgetting_seconds += time.perf_counter() - started
 
     def before_training(self) -> None:
-        if forgetting.is_peft(self.model):
+        if self.base is not None or forgetting.is_peft(self.model):
             return
         started = time.perf_counter()
-        self.snapshot = forgetting.snapshot_base(self.model, self.tokenizer, self.probes, self.cfg)
+        self._measure_base()
         self.result.forgetting_seconds += time.perf_counter() - started
 
     def after_training(self, *, untouched: bool) -> None:
         started = time.perf_counter()
-        args = (self.model, self.tokenizer, self.probes, self.cfg)
+        # Not cached and not taken before training: a peft model's (adapter off), an untouched one
+        base = self.base if self.base is not None else self._measure_base()
         if untouched:
-            measured = forgetting.measure_untouched(*args)
+            measured = forgetting.measure_untouched(base, self.probes)
         else:
-            measured = forgetting.measure_forgetting(*args, base=self.snapshot)
-        self.snapshot = None  # the base's log-probabilities can be large: free them now
+            args = (self.model, self.tokenizer, self.probes, self.cfg)
+            measured = forgetting.measure_forgetting(*args, base=base)
+        record = probe_cache.write_record(
+            self.record, self.key, self.source, self.probes, base, measured, untouched=untouched
+        )
         result = self.result
+        result.probes_path, result.probes_base_source = str(record), self.source
         result.forgetting_kl = measured.kl
         result.base_ppl, result.tuned_ppl = measured.base_ppl, measured.tuned_ppl
         result.forgetting_ppl_delta = measured.ppl_delta
@@ -356,6 +390,11 @@ class _Forgetting:
         result.base_general_score = measured.base_general_score
         result.general_score_delta = measured.general_score_delta
         result.forgetting_seconds += time.perf_counter() - started
+
+    def _measure_base(self) -> forgetting.ProbeView:
+        self.base = forgetting.base_view(self.model, self.tokenizer, self.probes, self.cfg)
+        probe_cache.store(self.key, self.base)
+        return self.base
 
 
 def _remove_if_empty(path: Path) -> None:

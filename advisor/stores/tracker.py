@@ -317,6 +317,7 @@ class StudyTracker:
             "base_general_score": result.base_general_score,
             "general_score_delta": result.general_score_delta,
             "forgetting_seconds": result.forgetting_seconds,
+            "probes_base_cached": {"cache": 1.0, "computed": 0.0}.get(result.probes_base_source),
             "eval_loss_seconds": result.eval_loss_seconds,
             # a retrieval method's index over data.knowledge (runners.retrieval); 0 s otherwise
             "index_seconds": result.index_seconds,

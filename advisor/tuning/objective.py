@@ -69,12 +69,15 @@ def new_workdir(study: str, label: str) -> Path:
 
 
 def result_files(result: TrialResult, workdir: Path) -> list[Path]:
-    """The files of a finished trial that go to its MLflow run: log, adapter, generations."""
+    """The files of a finished trial that go to its MLflow run: log, adapter, generations, the
+    forgetting probes' replies (the baseline's are the base's, measured once per study)."""
     files = [workdir / "trial.log"]
     if result.adapter_dir:
         files.append(Path(result.adapter_dir))
     if result.generations_path:
         files.append(Path(result.generations_path))
+    if result.probes_path:
+        files.append(Path(result.probes_path))
     return files
 
 

@@ -17,6 +17,16 @@ from runners.testing import build_tiny_llama, toy_dataset, write_jsonl
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Trials cache the base's view of the forgetting probes (`runners.probe_cache`) under
+    $ADVISOR_CACHE_DIR: a test's own, so that no test reads or fills the user's cache. No test
+    here loads a converted GGUF model from it (the SmolLM2 tests set their own)."""
+    cache = tmp_path / "advisor-cache"
+    monkeypatch.setenv("ADVISOR_CACHE_DIR", str(cache))
+    return cache
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "llama")

@@ -44,7 +44,10 @@ def test_rag_indexes_the_knowledge_and_answers_untrained(make_config, knowledge:
     assert all(p.startswith(INSTRUCTION) and "Question: The " in p for p in prompts)
     # the toy eval asks about colours and animals; whichever passage shares a word is shown
     assert any("(farm.txt)" in p or "(mascots.md)" in p for p in prompts)
-    assert sorted(p.name for p in Path(config.output_dir).iterdir()) == ["generations.jsonl"]
+    assert sorted(p.name for p in Path(config.output_dir).iterdir()) == [
+        "forgetting_probes.json",
+        "generations.jsonl",
+    ]
 
 
 def test_rag_without_knowledge_fails_naming_the_field(make_config) -> None:

@@ -16,12 +16,13 @@ import torch
 from runners import forgetting
 from runners.config import EvalConfig, MethodConfig, ModelRef, TrialResult
 from runners.forgetting import (
+    TOP_K,
     answer_found,
+    base_view,
     load_probes,
     measure_forgetting,
     measure_untouched,
     probes_for,
-    snapshot_base,
 )
 from runners.methods import get_method
 from runners.models import load_model_and_tokenizer
@@ -67,16 +68,17 @@ def test_answer_found_needs_the_answer_as_a_whole_word() -> None:
 
 
 def test_untouched_base_forgets_exactly_nothing(tiny_model: Path) -> None:
-    """Full fine-tuning path (snapshot before), LoRA path (adapter off) and the baseline path."""
+    """Full fine-tuning path (base view before), LoRA path (adapter off) and the baseline path."""
     model, tokenizer = _load(tiny_model)
     probes = probes_for(model, tokenizer, SMALL)
 
-    snapshot = snapshot_base(model, tokenizer, probes, SMALL)
-    full = measure_forgetting(model, tokenizer, probes, SMALL, base=snapshot)
+    base = base_view(model, tokenizer, probes, SMALL)
+    full = measure_forgetting(model, tokenizer, probes, SMALL, base=base)
     assert full.kl == 0.0 and full.ppl_delta == 0.0 and full.general_score_delta == 0.0
     assert full.base_ppl > 1.0 and full.text_tokens == 512 and full.prompts == 4
+    assert full.replies == base.replies and len(base.replies) == 4
 
-    untouched = measure_untouched(model, tokenizer, probes, SMALL)
+    untouched = measure_untouched(base, probes)
     assert (untouched.kl, untouched.ppl_delta) == (0.0, 0.0)
     assert untouched.base_ppl == full.base_ppl
 
@@ -96,9 +98,52 @@ def test_untouched_base_forgets_exactly_nothing(tiny_model: Path) -> None:
     assert moved.kl > 0 and moved.ppl_delta != 0 and moved.base_ppl == full.base_ppl
 
 
+def _perturbed(model, *, std: float):
+    """A LoRA whose B matrices are drawn (seeded) instead of zero: a model that moved."""
+    torch.manual_seed(0)
+    lora = get_method("lora").prepare(model, LORA)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, param in lora.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * std)
+    return lora
+
+
+def _full_kl(lora, probes) -> float:
+    """Mean per-token KL(base || tuned) over the whole vocabulary, for comparison."""
+    total, tokens = 0.0, 0
+    for batch in forgetting._batches(probes):
+        tuned = forgetting._logprobs(lora, batch).double()
+        with lora.disable_adapter():
+            base = forgetting._logprobs(lora, batch).double()
+        total += float((base.exp() * (base - tuned)).sum())
+        tokens += base.shape[0] * base.shape[1]
+    return total / tokens
+
+
+def test_the_top_k_kl_is_a_lower_bound_close_to_the_full_kl(tiny_model: Path) -> None:
+    model, tokenizer = _load(tiny_model)
+    probes = probes_for(model, tokenizer, SMALL)
+    lora = _perturbed(model, std=0.3)
+    full = _full_kl(lora, probes)
+    vocabulary = lora.get_output_embeddings().weight.shape[0]
+    bounds = []
+    for k in (16, 64, TOP_K, vocabulary):
+        view = base_view(lora, tokenizer, probes, SMALL, k=k)
+        assert view.k == k
+        bounds.append(measure_forgetting(lora, tokenizer, probes, SMALL, base=view).kl)
+    # Coarser buckets see less (data-processing inequality); never more than the full KL.
+    assert 0 < bounds[0] <= bounds[1] <= bounds[2] <= full * (1 + 1e-9)
+    # The tiny random model leaves 28% of its probability beyond its top 256 of 384 tokens
+    # (SmolLM2 6%), yet the bound keeps most of the KL; with no rest left it is the full KL.
+    assert bounds[2] >= 0.8 * full, (bounds, full)
+    assert bounds[3] == pytest.approx(full, rel=1e-6)
+
+
 def test_a_model_without_base_cannot_be_measured(tiny_model: Path) -> None:
     model, tokenizer = _load(tiny_model)
-    with pytest.raises(ValueError, match="snapshot_base"):
+    with pytest.raises(ValueError, match="base_view"):
         measure_forgetting(model, tokenizer, probes_for(model, tokenizer, SMALL), SMALL)
 
 

@@ -35,7 +35,13 @@ def test_complete_trial_fills_every_result_field(make_config) -> None:
     assert len(lines) == 3  # samples_to_log
     assert set(json.loads(lines[0])) == {"prompt", "reference", "prediction", "score"}
     out = Path(result.adapter_dir).parent
-    assert sorted(p.name for p in out.iterdir()) == ["adapter", "generations.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "adapter",
+        "forgetting_probes.json",  # runners.probe_cache.write_record
+        "generations.jsonl",
+    ]
+    assert result.probes_path == str(out / "forgetting_probes.json")
+    assert result.probes_base_source == "computed"  # the test's own, empty cache
 
 
 def test_reporter_prunes_at_first_eval(make_config) -> None:
