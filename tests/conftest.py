@@ -38,6 +38,23 @@ def _no_evidence_from_the_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ADVISOR_EVIDENCE", "none")
 
 
+@pytest.fixture(autouse=True)
+def _private_advisor_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Trials cache the base model's view of the forgetting probes under $ADVISOR_CACHE_DIR
+    (`runners.probe_cache`): each test gets its own, so a test never reads a view another run
+    left (a baseline that "computed" it would read it instead) nor fills the user's. `models/`
+    is the real model cache, linked: the GGUF -> safetensors conversion (~30 s) stays shared."""
+    from runners.models import cache_root
+
+    models = cache_root()
+    models.mkdir(parents=True, exist_ok=True)
+    cache = tmp_path / "advisor-cache"
+    cache.mkdir()
+    (cache / "models").symlink_to(models, target_is_directory=True)
+    monkeypatch.setenv("ADVISOR_CACHE_DIR", str(cache))
+    return cache
+
+
 # -- PostgreSQL: a real server for the many-workers tests (see tests/postgres.py) -------------
 @pytest.fixture(scope="session")
 def postgres_server():
