@@ -144,8 +144,10 @@ class EvalSpec(Section):
         64, description="Generation budget per answer (1 .. 2^31-1)."
     )
     batch_size: PositiveInt = Field(
-        32,
-        description="Prompts generated together, in length-sorted batches (1 .. 2^31-1).",
+        8,
+        description="Prompts generated together, in length-sorted batches (1 .. 2^31-1); "
+        "32 generates about twice as fast as 8 on CPU (BENCHMARKS.md). The default stays 8 so "
+        "that studies recorded before keep their spec hash.",
     )
     samples_to_log: NonNegativeInt = Field(
         10, description="Generations saved as an MLflow artifact (0 .. 2^31-1)."
@@ -162,6 +164,10 @@ class EvalSpec(Section):
     forgetting_prompts: PositiveInt = Field(
         30, description="General instruction prompts answered, >= 1 (the probe holds 30)."
     )
+
+
+StartPoint = dict[str, bool | int | float | str | list[str]]
+"""One warm-start point: searched parameters -> values (Optuna's names)."""
 
 
 class OptunaSpec(Section):
@@ -204,17 +210,24 @@ class OptunaSpec(Section):
         description="Start a new study from known starting points (optuna.start) as its first "
         "trials, then hand over to the sampler; each such trial is marked in the report.",
     )
-    start: dict[str, bool | int | float | str | list[str]] | None = Field(
+    start: StartPoint | list[StartPoint] | None = Field(
         None,
         description="A starting point tried first when warm_start is on: values of searched "
         "parameters inside their ranges, e.g. {learning_rate: 3e-4, target_modules: "
-        "all_linear}; parameters left out are sampled.",
+        "all_linear}; parameters left out are sampled. A list of points is tried in order, "
+        "e.g. one per method of search.method, so a comparison runs every method once.",
     )
     start_source: Literal["recommended"] | None = Field(
         None,
         description="Who chose optuna.start, as its trial is marked: recommended (written by "
         "`advisor recommend --write-study`); left out: the study file's own (optuna.start).",
     )
+
+    def start_points(self) -> list[dict[str, Any]]:
+        """optuna.start as a list of points (empty, one, or the list given)."""
+        if self.start is None:
+            return []
+        return [dict(p) for p in self.start] if isinstance(self.start, list) else [dict(self.start)]
 
     @model_validator(mode="after")
     def _start_needs_warm_start(self) -> OptunaSpec:

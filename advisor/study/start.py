@@ -1,9 +1,9 @@
 """Warm-start points and the study's search space.
 
-`optuna.start`, the study file's own point, must lie in the space: Optuna runs an enqueued value
-outside it with only a warning, after the study has been recorded; so the point is checked with
-the study file's other cross-section rules, and `validate` names a bad value at its line before
-anything is stored.
+`optuna.start`, the study file's own point (or each of its list of points), must lie in the
+space: Optuna runs an enqueued value outside it with only a warning, after the study has been
+recorded; so the point is checked with the study file's other cross-section rules, and
+`validate` names a bad value at its line before anything is stored.
 
 Points from elsewhere are fitted instead of refused, since the user did not write them: the
 recommender's point keeps only the values that lie inside the space it was written with
@@ -45,6 +45,17 @@ def start_problems(spec: Any) -> list[Problem]:
         )
         fix = "remove optuna.start and optuna.warm_start (the grid tries every point), or use "
         return [(where, message, fix + "sampler: tpe")]
+    if isinstance(start, list):  # several points: each is checked, located by its index
+        problems: list[Problem] = []
+        for index, point in enumerate(start):
+            for where, message, fix in _one_point_problems(spec, point):
+                at = (*where[:2], index, *where[2:])
+                problems.append((at, f"point {index + 1}: {message}", fix))
+        return problems
+    return _one_point_problems(spec, start)
+
+
+def _one_point_problems(spec: Any, start: dict[str, Any]) -> list[Problem]:
     if searches_method(spec) and start:
         return _method_start_problems(spec, start)
     return _point_problems(spec, searched_space(spec.search, _replay_fraction(spec)), start)

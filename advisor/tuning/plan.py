@@ -214,7 +214,7 @@ def warm_start_points(
     """The starting points `tune` enqueues as the first trials of a new study when
     `optuna.warm_start` is on, each with its source (recorded as `keys.WARM_START`).
 
-    First the study file's point, `optuna.start`, marked with `optuna.start_source`
+    First the study file's point(s), `optuna.start`, marked with `optuna.start_source`
     (`recommended` when `advisor recommend --write-study` wrote it, else `optuna.start`); the
     spec has checked that it lies in the search space (`study.start.start_problems`). Then
     `past`: the best points of similar past studies, each with its source
@@ -230,8 +230,8 @@ def warm_start_points(
     if not spec.optuna.warm_start:
         return []
     points: list[tuple[dict[str, Any], str]] = []
-    if spec.optuna.start:
-        points.append((dict(spec.optuna.start), spec.optuna.start_source or START))
+    for point in spec.optuna.start_points():
+        points.append((point, spec.optuna.start_source or START))
     for point, source in past:  # of a searched method: fitted to the point's method's space
         method = point.get("method")
         points.append(

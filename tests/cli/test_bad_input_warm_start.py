@@ -22,6 +22,13 @@ def warm(start: str, sampler: str = "random") -> dict[str, str]:
 
 CASES = [
     bad(
+        "optuna.start[1].r",
+        "point 2: 8 is outside search.r (choices [2, 4])",
+        "give optuna.start.r a value in search.r",
+        edit=warm("[{r: 2}, {r: 8}]"),
+        id="start-list-second-point-not-a-choice",
+    ),
+    bad(
         "s.yaml:16: optuna.start.r",
         "8 is outside search.r (choices [2, 4])",
         "give optuna.start.r a value in search.r",

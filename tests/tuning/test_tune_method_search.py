@@ -25,8 +25,14 @@ def test_a_method_search_tunes_reports_and_reruns_across_methods(
         tmp_path,
         tiny_model,
         "versus",
-        seed=8,  # the random sampler then draws lora after the warm-start rag trial
-        optuna={"n_trials": 3, "warm_start": True, "start": {"method": "rag", "top_k": 1}},
+        seed=8,
+        # A list of starting points: one per method, so the comparison runs both whatever the
+        # sampler draws for the third trial.
+        optuna={
+            "n_trials": 3,
+            "warm_start": True,
+            "start": [{"method": "rag", "top_k": 1}, {"method": "lora", "r": 2}],
+        },
         train={"max_steps": 2, "eval_steps": 1},
     )
     spec = yaml.safe_load(study.read_text())
