@@ -16,7 +16,7 @@ runner = CliRunner()
 def test_validate_demo_prints_a_summary():
     result = runner.invoke(app, ["validate", str(DEMO)])
     assert result.exit_code == 0, result.output
-    assert "demo" in result.output and "lora" in result.output and "6 trials" in result.output
+    assert "demo" in result.output and "lora" in result.output and "4 trials" in result.output
     assert "target_modules" in result.output
 
 
