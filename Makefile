@@ -49,6 +49,7 @@ bench: venv
 	$(BIN)/python bench/trial_overhead.py $(BENCH_FLAGS)
 	$(BIN)/python bench/throughput.py $(BENCH_FLAGS)
 	$(BIN)/python bench/memory.py $(BENCH_FLAGS)
+	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/serve_load.py
 
 # Forget every recorded study (keeps mlruns/ itself and its README).

@@ -471,6 +471,13 @@ def runs_page(ui_url: str, experiment_id: str) -> str:
     return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
+def run_page(ui_url: str, experiment_id: str, run_id: str) -> str:
+    """The MLflow UI's page of one run, in the model-training view (see `runs_page`: without
+    the parameter MLflow 3.17 shows a run under GenAI's "Evaluation runs")."""
+    base = f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base}?workflowType=machine_learning"
+
+
 def run_tags(tracking_uri: str, run_id: str) -> dict[str, str] | None:
     """The tags of MLflow run `run_id`, or None when the store has no such run."""
     quiet_mlflow()

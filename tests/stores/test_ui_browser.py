@@ -239,7 +239,7 @@ def test_ui_opens_the_experiment_on_the_runs_and_the_outcome(recorded_study, tmp
     from selenium.webdriver.common.by import By
 
     from advisor.stores.records import open_recorded_study
-    from advisor.stores.tracker import runs_page
+    from advisor.stores.tracker import run_page, runs_page
 
     root = tmp_path / "r"
     shutil.copytree(recorded_study["root"], root)
@@ -264,13 +264,13 @@ def test_ui_opens_the_experiment_on_the_runs_and_the_outcome(recorded_study, tmp
             assert "/runs" in driver.current_url, driver.current_url
             assert "No data" not in body and "Traces" not in body.split("Run Name")[1]
             (shots / "urls.txt").write_text(f"{plain_url}\n{driver.current_url}\n{body}\n")
-            driver.get(
-                f"{server.url}/#/experiments/{experiment_id}/runs/{recorded.tracker.parent_run_id}"
-            )
+            driver.get(run_page(server.url, experiment_id, recorded.tracker.parent_run_id))
             for name in ("best_score", "best_gain_over_baseline", "trials_done", "total_cost_usd"):
                 _wait_for_text(driver, name)
             _wait_for_text(driver, "best.learning_rate")
             assert driver.save_screenshot(str(shots / "parent-run.png"))
+            run_body = driver.find_element(By.TAG_NAME, "body").text
+            assert "Evaluation runs" not in run_body  # the model-training run page, not GenAI's
     finally:
         driver.quit()
     for shot in shots.glob("*.png"):
