@@ -45,6 +45,7 @@ from advisor.study import load_study
 from advisor.study.sections import known_model_presets
 from runners.datafiles import file_problem, read_records
 from runners.methods import METHODS
+from runners.methods.targets import TARGET_MODULE_PRESETS
 
 from .entry import tune
 from .summary import TuneSummary
@@ -186,7 +187,7 @@ def verification_study(
             search["per_method"][method] = {"learning_rate": float(rate or entry.learning_rate)}
         for key in entry.search:
             if key in ("r", "target_modules") and key in hp:
-                search[key] = hp[key] if key == "r" else list(hp[key])
+                search[key] = hp[key] if key == "r" else _fixed_modules(hp[key])
             elif key in ("top_k", "chunk_size"):
                 search[key] = entry.defaults[key]
     if "r" in search and hp.get("lora_alpha"):
@@ -220,6 +221,18 @@ def verification_study(
         "eval": {"forgetting": False},  # which method answers best; forgetting is the report's
         "optuna": {"sampler": "random", "pruner": "none", "n_trials": len(methods)},
     }
+
+
+def _fixed_modules(modules: Any) -> Any:
+    """The recommendation's target modules as one fixed search value: its preset's name when the
+    modules are a preset's, else the explicit list wrapped once (`[[q_proj, v_proj]]`), since a
+    plain list in `search` is a list of choices, each of which must then be a preset."""
+    if isinstance(modules, str):
+        return modules
+    for name, preset in TARGET_MODULE_PRESETS.items():
+        if sorted(preset) == sorted(modules):
+            return name
+    return [list(modules)]
 
 
 def study_name(model: str, study: dict[str, Any], hashes: list[str]) -> str:

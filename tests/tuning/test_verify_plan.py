@@ -100,3 +100,49 @@ def test_measured_rows_follow_the_report_and_keep_the_rule_ranks() -> None:
         ("lora", 1, 0.4, 0),
         ("full", 4, None, None),
     ]
+
+
+@pytest.mark.parametrize(
+    ("modules", "written"),
+    [
+        (["q_proj", "v_proj"], "attention_qv"),  # a preset's modules: the preset's name
+        (["v_proj", "q_proj", "k_proj", "o_proj"], "attention"),
+        (["q_proj", "up_proj"], [["q_proj", "up_proj"]]),  # explicit: one choice, wrapped once
+        ("all_linear", "all_linear"),
+    ],
+)
+def test_the_recommended_modules_are_one_fixed_value_that_validates(
+    tmp_path, modules, written
+) -> None:
+    """Found on SmolLM2 (`recommend --verify` for the format demo): the modules were written as a
+    plain list, which `search` reads as choices of presets, and the study did not validate."""
+    import yaml
+
+    from advisor.study import load_study
+    from advisor.tuning.verify import Candidate, verification_study
+    from advisor.tuning.verify_budget import Budget
+
+    for name in ("train.jsonl", "eval.jsonl"):
+        (tmp_path / name).write_text('{"prompt": "p", "response": "r"}\n')
+    recommendation = SimpleNamespace(
+        method="lora",
+        hyperparameters={"r": 8, "lora_alpha": 16, "target_modules": modules},
+        traits={"seq_len": 128},
+    )
+    budget = Budget(1.0, 4, 2, 8, 1, 30.0, "test")
+    study = verification_study(
+        recommendation,
+        [Candidate("lora", 1), Candidate("full", 2)],
+        budget,
+        model="smollm2-135m",
+        train=tmp_path / "train.jsonl",
+        eval_file=tmp_path / "eval.jsonl",
+        knowledge=None,
+        metric="exact_match",
+        data={},
+    )
+    assert study["search"]["target_modules"] == written
+    path = tmp_path / "verify.yaml"
+    path.write_text(yaml.safe_dump({"name": "v", **study}))
+    spec = load_study(path)
+    assert spec.methods() == ("lora", "full")
