@@ -148,6 +148,11 @@ def _study_settings(recorded: RecordedStudy) -> tuple[str | None, dict[str, Any]
                 continue
             value = value[0]
         fixed[name] = ",".join(value) if isinstance(value, list) else value
+    per_method = (spec.get("search") or {}).get("per_method") or {}
+    for method, own in per_method.items():  # a method's own fixed value (full's learning rate)
+        for name, value in (own or {}).items():
+            if value is not None and not isinstance(value, dict | list):
+                fixed[f"{method}.{name}"] = value
     searched = (spec.get("search") or {}).get("method")  # a searched method: all of them
     return (", ".join(searched) if searched else spec.get("method")), fixed
 

@@ -66,3 +66,25 @@ def test_the_decision_names_the_winning_method_and_its_cost() -> None:
     assert "per method (its best trial)" in table
     cells = [line.replace("│", " ").split() for line in table.splitlines()]
     assert [c[:4] for c in cells if c[:1] == ["rag"]] == [["rag", "1/1", "1", "0.810"]]
+
+
+def test_fixed_settings_name_a_methods_own_value() -> None:
+    """Seen on the shipped comparison: full fine-tuning's own learning rate
+    (search.per_method) was missing from "fixed settings", which showed LoRA's rate alone."""
+    from types import SimpleNamespace
+
+    from advisor.review.build import _study_settings
+
+    spec = {
+        "method": "lora",
+        "search": {
+            "method": ["lora", "full"],
+            "r": 16,
+            "learning_rate": 5e-3,
+            "per_method": {"full": {"learning_rate": 1e-4}},
+        },
+    }
+    recorded = SimpleNamespace(spec=SimpleNamespace(model_dump=lambda mode: spec))
+    method, fixed = _study_settings(recorded)
+    assert method == "lora, full"
+    assert fixed == {"r": 16, "learning_rate": 5e-3, "full.learning_rate": 1e-4}
