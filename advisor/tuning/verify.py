@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from advisor.decide.estimate import TRAINS_AS
+from advisor.decide.retrieval import passage_tokens
 from advisor.decide.shapes import resolve_model
 from advisor.errors import AdvisorInputError
 from advisor.provenance import file_sha256
@@ -215,12 +216,28 @@ def verification_study(
         "train": {
             "max_steps": budget.max_steps,
             "batch_size": budget.batch_size,
-            "max_seq_length": int(recommendation.traits.get("seq_len", 512)),
+            "max_seq_length": _max_length(recommendation, methods, search),
             "eval_steps": max(1, budget.max_steps // 2),
         },
         "eval": {"forgetting": False},  # which method answers best; forgetting is the report's
         "optuna": {"sampler": "random", "pruner": "none", "n_trials": len(methods)},
     }
+
+
+def _max_length(recommendation: Any, methods: list[str], search: dict[str, Any]) -> int:
+    """The data's sequence length, plus room for a retrieval method's passages (every prompt
+    carries top_k x chunk_size words; cut at max_seq_length they would take the answers with
+    them, found on the catalogue demo: `rag` and `rag_lora` failed at the data's 64 tokens).
+    Rounded up to 64, as `--write-study` does."""
+    seq_len = int(recommendation.traits.get("seq_len", 512))
+    context = max(
+        (
+            passage_tokens(m, top_k=search.get("top_k"), chunk_size=search.get("chunk_size"))
+            for m in methods
+        ),
+        default=0,
+    )
+    return math.ceil((seq_len + context) / 64) * 64 if context else seq_len
 
 
 def _fixed_modules(modules: Any) -> Any:

@@ -146,3 +146,38 @@ def test_the_recommended_modules_are_one_fixed_value_that_validates(
     path.write_text(yaml.safe_dump({"name": "v", **study}))
     spec = load_study(path)
     assert spec.methods() == ("lora", "full")
+
+
+def test_retrieval_candidates_get_room_for_their_passages(tmp_path) -> None:
+    """Found on the catalogue demo: the verification study cut prompts at the data's 64 tokens,
+    so the passages pushed every answer out and rag and rag_lora failed before training."""
+    from advisor.decide.retrieval import passage_tokens
+    from advisor.tuning.verify import Candidate, verification_study
+    from advisor.tuning.verify_budget import Budget
+
+    for name in ("train.jsonl", "eval.jsonl"):
+        (tmp_path / name).write_text('{"prompt": "p", "response": "r"}\n')
+    (tmp_path / "kb.md").write_text("The lamp costs 49 euros.")
+    recommendation = SimpleNamespace(
+        method="rag", hyperparameters={"r": 8, "lora_alpha": 16}, traits={"seq_len": 64}
+    )
+
+    def study(*methods: str) -> dict:
+        return verification_study(
+            recommendation,
+            [Candidate(m, i + 1) for i, m in enumerate(methods)],
+            Budget(1.0, 4, 2, 8, 1, 30.0, "test"),
+            model="smollm2-135m",
+            train=tmp_path / "train.jsonl",
+            eval_file=tmp_path / "eval.jsonl",
+            knowledge=tmp_path / "kb.md",
+            metric="accuracy",
+            data={},
+        )
+
+    with_passages = study("rag", "rag_lora", "lora")
+    words = with_passages["search"]
+    room = passage_tokens("rag", top_k=words["top_k"], chunk_size=words["chunk_size"])
+    assert with_passages["train"]["max_seq_length"] >= 64 + room
+    assert with_passages["train"]["max_seq_length"] % 64 == 0
+    assert study("lora", "full")["train"]["max_seq_length"] == 64  # nothing retrieved: the data's
