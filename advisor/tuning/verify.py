@@ -193,6 +193,8 @@ def verification_study(
                 search[key] = entry.defaults[key]
     if "r" in search and hp.get("lora_alpha"):
         search["lora_alpha"] = hp["lora_alpha"]
+    if not any(METHODS[m].retrieval for m in methods):
+        knowledge = None  # no candidate retrieves: the study would refuse an unread source
     files = [train, eval_file] + ([knowledge] if knowledge else [])
     section = {
         **data,

@@ -181,3 +181,30 @@ def test_retrieval_candidates_get_room_for_their_passages(tmp_path) -> None:
     assert with_passages["train"]["max_seq_length"] >= 64 + room
     assert with_passages["train"]["max_seq_length"] % 64 == 0
     assert study("lora", "full")["train"]["max_seq_length"] == 64  # nothing retrieved: the data's
+
+
+def test_knowledge_is_left_out_when_no_candidate_retrieves(tmp_path) -> None:
+    """Found on the format demo (`--goal behaviour --knowledge DIR --verify`): the top three were
+    lora, prompt_tuning and qlora, and the study refused the knowledge source none of them
+    reads, so nothing was verified."""
+    from advisor.tuning.verify import Candidate, verification_study
+    from advisor.tuning.verify_budget import Budget
+
+    for name in ("train.jsonl", "eval.jsonl"):
+        (tmp_path / name).write_text('{"prompt": "p", "response": "r"}\n')
+    (tmp_path / "kb.md").write_text("The lamp costs 49 euros.")
+    recommendation = SimpleNamespace(
+        method="lora", hyperparameters={"r": 8, "lora_alpha": 16}, traits={"seq_len": 64}
+    )
+    study = verification_study(
+        recommendation,
+        [Candidate("lora", 1), Candidate("qlora", 2)],
+        Budget(1.0, 4, 2, 8, 1, 30.0, "test"),
+        model="smollm2-135m",
+        train=tmp_path / "train.jsonl",
+        eval_file=tmp_path / "eval.jsonl",
+        knowledge=tmp_path / "kb.md",
+        metric="exact_match",
+        data={},
+    )
+    assert "knowledge" not in study["data"]
