@@ -116,3 +116,25 @@ def knowledge_problem(data: dict[str, Any], base_dir: Path) -> tuple[str, str] |
     except TrialInputError as error:
         return error.message, error.fix or ""
     return None
+
+
+def passage_room(model: str, knowledge: str | Path, *, top_k: int, chunk_size: int) -> int:
+    """Tokens that `top_k` passages of `knowledge` can add to a prompt, counted with `model`'s
+    tokenizer: the instruction plus the `top_k` longest passages as the trial lists them
+    (`runners.retrieval.with_context`). Measured, not estimated from words: the shipped
+    catalogue runs at 1.9 tokens per word (SKUs, prices), where the recommender's words-based
+    estimate assumes ~1.3, and a study written with the estimate cut every prompt's answer."""
+    from runners.config import ModelRef  # lazy: only studies with a knowledge source count
+    from runners.knowledge import chunk
+    from runners.models import load_tokenizer
+    from runners.retrieval import with_context
+
+    tokenizer = load_tokenizer(ModelRef(source=model))
+    passages = chunk(read_documents(knowledge), chunk_size)
+
+    def tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    bare = tokens(with_context("", []))
+    each = sorted((tokens(with_context("", [p])) - bare for p in passages), reverse=True)
+    return bare + sum(each[:top_k])

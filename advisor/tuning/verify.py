@@ -43,6 +43,7 @@ from advisor.decide.shapes import resolve_model
 from advisor.errors import AdvisorInputError
 from advisor.provenance import file_sha256
 from advisor.study import load_study
+from advisor.study.knowledge import passage_room
 from advisor.study.sections import known_model_presets
 from runners.datafiles import file_problem, read_records
 from runners.methods import METHODS
@@ -218,7 +219,9 @@ def verification_study(
         "train": {
             "max_steps": budget.max_steps,
             "batch_size": budget.batch_size,
-            "max_seq_length": _max_length(recommendation, methods, search),
+            "max_seq_length": _max_length(
+                recommendation, methods, search, model=model, knowledge=knowledge
+            ),
             "eval_steps": max(1, budget.max_steps // 2),
         },
         "eval": {"forgetting": False},  # which method answers best; forgetting is the report's
@@ -226,20 +229,30 @@ def verification_study(
     }
 
 
-def _max_length(recommendation: Any, methods: list[str], search: dict[str, Any]) -> int:
+def _max_length(
+    recommendation: Any,
+    methods: list[str],
+    search: dict[str, Any],
+    *,
+    model: str,
+    knowledge: Path | None,
+) -> int:
     """The data's sequence length, plus room for a retrieval method's passages (every prompt
-    carries top_k x chunk_size words; cut at max_seq_length they would take the answers with
-    them, found on the catalogue demo: `rag` and `rag_lora` failed at the data's 64 tokens).
-    Rounded up to 64, as `--write-study` does."""
+    carries top_k passages; cut at max_seq_length they would take the answers with them, found
+    on the catalogue demo: `rag` and `rag_lora` failed at the data's 64 tokens, then at the
+    words-based estimate's 320). The room is counted with the model's tokenizer on the
+    knowledge source itself (`study.knowledge.passage_room`); the estimate only where that
+    cannot be read. Rounded up to 64, as `--write-study` does."""
     seq_len = int(recommendation.traits.get("seq_len", 512))
-    context = max(
-        (
-            passage_tokens(m, top_k=search.get("top_k"), chunk_size=search.get("chunk_size"))
-            for m in methods
-        ),
-        default=0,
-    )
-    return math.ceil((seq_len + context) / 64) * 64 if context else seq_len
+    k, words = search.get("top_k"), search.get("chunk_size")
+    if not any(METHODS[m].retrieval for m in methods):
+        return seq_len
+    try:
+        assert knowledge is not None and k and words
+        context = passage_room(model, knowledge, top_k=int(k), chunk_size=int(words))
+    except Exception:  # no tokenizer or source to count with: the words-based estimate
+        context = max(passage_tokens(m, top_k=k, chunk_size=words) for m in methods)
+    return math.ceil((seq_len + context) / 64) * 64
 
 
 def _fixed_modules(modules: Any) -> Any:

@@ -230,3 +230,14 @@ def test_a_poor_lora_trial_is_pruned_beside_rag_trials(tmp_path: Path) -> None:
     assert not poor.should_prune()  # never on the first eval loss (stores.sampling._median)
     poor.report(5.0, 2)
     assert poor.should_prune()
+
+
+def test_passage_room_counts_the_catalogues_passages_with_the_models_tokenizer() -> None:
+    """The shipped catalogue's 3 longest 64-word passages, as a trial lists them, with SmolLM2's
+    tokenizer: about 1.9 tokens per word, well above the words-based estimate (3 x 64 x 1.3)."""
+    from advisor.decide.retrieval import passage_tokens
+    from advisor.study.knowledge import passage_room
+
+    room = passage_room("smollm2-135m", REPO / "studies/data/catalogue", top_k=3, chunk_size=64)
+    assert room > passage_tokens("rag", top_k=3, chunk_size=64)
+    assert 3 * 64 < room < 3 * 64 * 3

@@ -151,7 +151,7 @@ def test_the_recommended_modules_are_one_fixed_value_that_validates(
 def test_retrieval_candidates_get_room_for_their_passages(tmp_path) -> None:
     """Found on the catalogue demo: the verification study cut prompts at the data's 64 tokens,
     so the passages pushed every answer out and rag and rag_lora failed before training."""
-    from advisor.decide.retrieval import passage_tokens
+    from advisor.study.knowledge import passage_room
     from advisor.tuning.verify import Candidate, verification_study
     from advisor.tuning.verify_budget import Budget
 
@@ -177,7 +177,10 @@ def test_retrieval_candidates_get_room_for_their_passages(tmp_path) -> None:
 
     with_passages = study("rag", "rag_lora", "lora")
     words = with_passages["search"]
-    room = passage_tokens("rag", top_k=words["top_k"], chunk_size=words["chunk_size"])
+    room = passage_room(
+        "smollm2-135m", tmp_path / "kb.md", top_k=words["top_k"], chunk_size=words["chunk_size"]
+    )
+    assert room > 5  # the instruction and the 5-word passage
     assert with_passages["train"]["max_seq_length"] >= 64 + room
     assert with_passages["train"]["max_seq_length"] % 64 == 0
     assert study("lora", "full")["train"]["max_seq_length"] == 64  # nothing retrieved: the data's
