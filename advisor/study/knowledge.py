@@ -125,9 +125,9 @@ def passage_room(model: str, knowledge: str | Path, *, top_k: int, chunk_size: i
     catalogue runs at 1.9 tokens per word (SKUs, prices), where the recommender's words-based
     estimate assumes ~1.3, and a study written with the estimate cut every prompt's answer."""
     from runners.config import ModelRef  # lazy: only studies with a knowledge source count
-    from runners.knowledge import chunk
-    from runners.models import load_tokenizer
-    from runners.retrieval import with_context
+    from runners.knowledge import chunk  # lazy: as above
+    from runners.models import load_tokenizer  # lazy: as above (transformers' tokenizers)
+    from runners.retrieval import with_context  # lazy: as above
 
     tokenizer = load_tokenizer(ModelRef(source=model))
     passages = chunk(read_documents(knowledge), chunk_size)
