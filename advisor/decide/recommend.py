@@ -117,11 +117,15 @@ def _memory(shape: ModelShape, method: str, traits: Traits, r: int, targets: str
     return estimate_memory(shape, method, gradient_checkpointing=True, **kwargs)
 
 
-def _facts(traits: Traits, memory: dict[str, MemoryEstimate] | None) -> dict[str, Any]:
+def _facts(
+    traits: Traits, memory: dict[str, MemoryEstimate] | None, shape: ModelShape | None = None
+) -> dict[str, Any]:
     facts: dict[str, Any] = {
         **traits.model_dump(),
         "total_vram_gb": traits.total_vram_gb,
         "usable_gb": round(usable_gb(traits.vram_gb, traits.gpus), 2),
+        # None behind an API (no shape): matches no numeric condition
+        "params_b": None if shape is None else shape.num_params / 1e9,
     }
     for method in ("full", "lora", "qlora"):
         gb = memory[method].total_gb if memory else None
@@ -157,7 +161,7 @@ def recommend(
     shape = _resolve(traits)
     r, covers = lora_capacity(shape, traits, completion_per_example) if shape else (16, True)
     memory = {m: _memory(shape, m, traits, r, "all_linear") for m in METHODS} if shape else None
-    facts = _facts(traits, memory)
+    facts = _facts(traits, memory, shape)
     scores = dict(PRIORS)
     reasons: dict[str, list[str]] = {m: [] for m in METHODS}
     slots: dict[str, str] = {}

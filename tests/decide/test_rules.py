@@ -13,7 +13,8 @@ from advisor.decide.rules import PRIORS, RULES, Between, Rule, validate_rules
 from advisor.decide.traits import OPTION_OF, Traits
 
 DERIVED_FACTS = {
-    "full_fits", "lora_fits", "qlora_fits", "full_ceiling", "total_vram_gb", "usable_gb"
+    "full_fits", "lora_fits", "qlora_fits", "full_ceiling", "total_vram_gb", "usable_gb",
+    "params_b",
 }  # fmt: skip
 OPTIONS = {part for option in OPTION_OF.values() for part in option.split("/")}
 
@@ -44,7 +45,7 @@ def test_priors_cover_every_method() -> None:
 def _facts(**over: object) -> dict:
     facts = {**Traits().model_dump(), "total_vram_gb": 24.0, "usable_gb": 20.4}
     facts |= {"full_fits": False, "lora_fits": True, "qlora_fits": True, "full_ceiling": False}
-    facts |= {"full_gb": 130.0, "lora_gb": 20.0, "qlora_gb": 9.0}
+    facts |= {"full_gb": 130.0, "lora_gb": 20.0, "qlora_gb": 9.0, "params_b": 8.0}
     return {**facts, **over}
 
 
@@ -54,6 +55,9 @@ def _fired(**over: object) -> set[str]:
 
 
 def test_conditions_select_the_right_rows() -> None:
+    assert "prompt-tuning-needs-scale" in _fired(params_b=0.135)
+    assert "prompt-tuning-needs-scale" not in _fired(params_b=70.0)
+    assert "prompt-tuning-needs-scale" not in _fired(params_b=None)  # an API model: unknown
     assert "tight-vram-qlora" in _fired(lora_fits=False)
     assert "tight-vram-qlora" not in _fired()
     assert "per-task-adapters" in _fired(tasks=2)
