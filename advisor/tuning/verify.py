@@ -255,6 +255,20 @@ def _max_length(
     return math.ceil((seq_len + context) / 64) * 64
 
 
+def _passage_context(model: str, knowledge: Path | None, methods: list[str]) -> int:
+    """Tokens the retrieval candidates' passages add to each sequence (0 when none retrieves),
+    at the registry's top_k and chunk_size, as the verification study runs them."""
+    retrievers = [METHODS[m] for m in methods if METHODS[m].retrieval]
+    if not retrievers or knowledge is None:
+        return 0
+    defaults = retrievers[0].defaults
+    k, words = int(defaults["top_k"]), int(defaults["chunk_size"])
+    try:
+        return passage_room(model, knowledge, top_k=k, chunk_size=words)
+    except Exception:  # no tokenizer or source to count with: the words-based estimate
+        return passage_tokens(retrievers[0].name, top_k=k, chunk_size=words)
+
+
 def _fixed_modules(modules: Any) -> Any:
     """The recommendation's target modules as one fixed search value: its preset's name when the
     modules are a preset's, else the explicit list wrapped once (`[[q_proj, v_proj]]`), since a
@@ -352,6 +366,7 @@ def verify(
     seq_len = int(recommendation.traits.get("seq_len", 512))
     sizes = {"num_params": shape.num_params, "seq_len": seq_len}
     sizes.update(train_rows=train_rows, eval_rows=eval_rows)
+    sizes["context"] = _passage_context(model, knowledge, [c.method for c in candidates])
     try:
         budget = plan_budget(budget_minutes, [c.method for c in candidates], **sizes)
     except AdvisorInputError:

@@ -28,6 +28,10 @@ IMPORTS_S = 9.5
 EVAL_EXAMPLES = 32
 """Eval examples scored per trial (`data.max_eval_examples`): the demo's count."""
 BATCH = 4
+PREFILL_SHARE = 0.3
+"""How an eval's cost grows with its prompts' length, per extra prompt length: measured on the
+catalogue demo (2026-11-24, SmolLM2 on 2 CPU cores), prompts ~7x longer with 2 passages made
+rag's eval 2.8x the baseline's (40 s against 14 s): 0.3 per extra length."""
 MIN_STEPS, MAX_STEPS = 2, 60
 
 
@@ -62,15 +66,27 @@ def plan_budget(
     seq_len: int,
     train_rows: int,
     eval_rows: int,
+    context: int = 0,
 ) -> Budget:
     """The steps `minutes` pays for: one trial per method plus the baseline, each with its
-    fixed overhead and eval cost, the rest spent on steps; at most one pass over --train."""
+    fixed overhead and eval cost, the rest spent on steps; at most one pass over --train.
+
+    `context`: the tokens a retrieval method's passages add to each of its sequences, training
+    and eval alike (found on the catalogue demo: ~400 tokens of passages on 48-token rows made
+    rag_lora's steps 8x the estimate, and an 8-minute verification ran past 20)."""
     scale = num_params / REFERENCE_PARAMS
     evals = min(eval_rows, EVAL_EXAMPLES)
     batch = min(BATCH, max(1, train_rows))
-    per_trial = TRIAL_S + evals * EVAL_S_PER_EXAMPLE * scale
-    fixed = IMPORTS_S + (len(methods) + 1) * per_trial
-    per_step = sum(step_seconds(m, num_params, seq_len, batch) for m in methods)
+
+    def length(method: str) -> int:
+        return seq_len + (context if METHODS[method].retrieval else 0)
+
+    eval_cost = evals * EVAL_S_PER_EXAMPLE * scale
+    per_trial = TRIAL_S + eval_cost
+    # Longer prompts cost the eval's prefill, not its decoding: PREFILL_SHARE of the eval.
+    longer = sum(eval_cost * PREFILL_SHARE * (length(m) / seq_len - 1) for m in methods)
+    fixed = IMPORTS_S + (len(methods) + 1) * per_trial + longer
+    per_step = sum(step_seconds(m, num_params, length(m), batch) for m in methods)
     one_pass = math.ceil(train_rows / batch)
     left = minutes * 60 - fixed - MIN_STEPS * per_step
     steps = MAX_STEPS if per_step == 0 else MIN_STEPS + int(max(0.0, left) // per_step)

@@ -211,3 +211,16 @@ def test_knowledge_is_left_out_when_no_candidate_retrieves(tmp_path) -> None:
         data={},
     )
     assert "knowledge" not in study["data"]
+
+
+def test_passages_make_a_retrieval_methods_steps_cost_more() -> None:
+    """Found on the catalogue demo: 400 tokens of passages on 48-token rows, priced as 48-token
+    steps, made an 8-minute verification of rag_lora run past 20 minutes."""
+    sizes = {"num_params": 135e6, "seq_len": 64, "train_rows": 240, "eval_rows": 40}
+    methods = ["rag", "rag_lora", "lora"]
+    bare = plan_budget(8, methods, **sizes)
+    with_passages = plan_budget(8, methods, **sizes, context=400)
+    assert with_passages.max_steps < bare.max_steps
+    assert with_passages.estimated_seconds <= 8 * 60
+    only_lora = plan_budget(8, ["lora", "full"], **sizes)
+    assert plan_budget(8, ["lora", "full"], **sizes, context=400) == only_lora  # nothing retrieves
