@@ -102,6 +102,32 @@ def test_measured_rows_follow_the_report_and_keep_the_rule_ranks() -> None:
     ]
 
 
+def _verification(tmp_path, methods, *, recommended="lora", knowledge=False, **hp) -> dict:
+    """The comparison study `--verify` would write for `methods` (data files in `tmp_path`)."""
+    from advisor.tuning.verify import Candidate, verification_study
+    from advisor.tuning.verify_budget import Budget
+
+    for name in ("train.jsonl", "eval.jsonl"):
+        (tmp_path / name).write_text('{"prompt": "p", "response": "r"}\n')
+    (tmp_path / "kb.md").write_text("The lamp costs 49 euros.")
+    recommendation = SimpleNamespace(
+        method=recommended,
+        hyperparameters={"r": 8, "lora_alpha": 16, **hp},
+        traits={"seq_len": 64},
+    )
+    return verification_study(
+        recommendation,
+        [Candidate(m, i + 1) for i, m in enumerate(methods)],
+        Budget(1.0, 4, 2, 8, 1, 30.0, "test"),
+        model="smollm2-135m",
+        train=tmp_path / "train.jsonl",
+        eval_file=tmp_path / "eval.jsonl",
+        knowledge=tmp_path / "kb.md" if knowledge else None,
+        metric="exact_match",
+        data={},
+    )
+
+
 @pytest.mark.parametrize(
     ("modules", "written"),
     [
@@ -119,63 +145,22 @@ def test_the_recommended_modules_are_one_fixed_value_that_validates(
     import yaml
 
     from advisor.study import load_study
-    from advisor.tuning.verify import Candidate, verification_study
-    from advisor.tuning.verify_budget import Budget
 
-    for name in ("train.jsonl", "eval.jsonl"):
-        (tmp_path / name).write_text('{"prompt": "p", "response": "r"}\n')
-    recommendation = SimpleNamespace(
-        method="lora",
-        hyperparameters={"r": 8, "lora_alpha": 16, "target_modules": modules},
-        traits={"seq_len": 128},
-    )
-    budget = Budget(1.0, 4, 2, 8, 1, 30.0, "test")
-    study = verification_study(
-        recommendation,
-        [Candidate("lora", 1), Candidate("full", 2)],
-        budget,
-        model="smollm2-135m",
-        train=tmp_path / "train.jsonl",
-        eval_file=tmp_path / "eval.jsonl",
-        knowledge=None,
-        metric="exact_match",
-        data={},
-    )
+    study = _verification(tmp_path, ["lora", "full"], target_modules=modules)
     assert study["search"]["target_modules"] == written
     path = tmp_path / "verify.yaml"
     path.write_text(yaml.safe_dump({"name": "v", **study}))
-    spec = load_study(path)
-    assert spec.methods() == ("lora", "full")
+    assert load_study(path).methods() == ("lora", "full")
 
 
 def test_retrieval_candidates_get_room_for_their_passages(tmp_path) -> None:
     """Found on the catalogue demo: the verification study cut prompts at the data's 64 tokens,
     so the passages pushed every answer out and rag and rag_lora failed before training."""
     from advisor.study.knowledge import passage_room
-    from advisor.tuning.verify import Candidate, verification_study
-    from advisor.tuning.verify_budget import Budget
 
-    for name in ("train.jsonl", "eval.jsonl"):
-        (tmp_path / name).write_text('{"prompt": "p", "response": "r"}\n')
-    (tmp_path / "kb.md").write_text("The lamp costs 49 euros.")
-    recommendation = SimpleNamespace(
-        method="rag", hyperparameters={"r": 8, "lora_alpha": 16}, traits={"seq_len": 64}
+    with_passages = _verification(
+        tmp_path, ["rag", "rag_lora", "lora"], recommended="rag", knowledge=True
     )
-
-    def study(*methods: str) -> dict:
-        return verification_study(
-            recommendation,
-            [Candidate(m, i + 1) for i, m in enumerate(methods)],
-            Budget(1.0, 4, 2, 8, 1, 30.0, "test"),
-            model="smollm2-135m",
-            train=tmp_path / "train.jsonl",
-            eval_file=tmp_path / "eval.jsonl",
-            knowledge=tmp_path / "kb.md",
-            metric="accuracy",
-            data={},
-        )
-
-    with_passages = study("rag", "rag_lora", "lora")
     words = with_passages["search"]
     room = passage_room(
         "smollm2-135m", tmp_path / "kb.md", top_k=words["top_k"], chunk_size=words["chunk_size"]
@@ -183,34 +168,17 @@ def test_retrieval_candidates_get_room_for_their_passages(tmp_path) -> None:
     assert room > 5  # the instruction and the 5-word passage
     assert with_passages["train"]["max_seq_length"] >= 64 + room
     assert with_passages["train"]["max_seq_length"] % 64 == 0
-    assert study("lora", "full")["train"]["max_seq_length"] == 64  # nothing retrieved: the data's
+    nothing_retrieved = _verification(tmp_path, ["lora", "full"], knowledge=True)
+    assert nothing_retrieved["train"]["max_seq_length"] == 64  # the data's
 
 
 def test_knowledge_is_left_out_when_no_candidate_retrieves(tmp_path) -> None:
     """Found on the format demo (`--goal behaviour --knowledge DIR --verify`): the top three were
     lora, prompt_tuning and qlora, and the study refused the knowledge source none of them
     reads, so nothing was verified."""
-    from advisor.tuning.verify import Candidate, verification_study
-    from advisor.tuning.verify_budget import Budget
-
-    for name in ("train.jsonl", "eval.jsonl"):
-        (tmp_path / name).write_text('{"prompt": "p", "response": "r"}\n')
-    (tmp_path / "kb.md").write_text("The lamp costs 49 euros.")
-    recommendation = SimpleNamespace(
-        method="lora", hyperparameters={"r": 8, "lora_alpha": 16}, traits={"seq_len": 64}
-    )
-    study = verification_study(
-        recommendation,
-        [Candidate("lora", 1), Candidate("qlora", 2)],
-        Budget(1.0, 4, 2, 8, 1, 30.0, "test"),
-        model="smollm2-135m",
-        train=tmp_path / "train.jsonl",
-        eval_file=tmp_path / "eval.jsonl",
-        knowledge=tmp_path / "kb.md",
-        metric="exact_match",
-        data={},
-    )
+    study = _verification(tmp_path, ["lora", "qlora"], knowledge=True)
     assert "knowledge" not in study["data"]
+    assert "knowledge" in _verification(tmp_path, ["rag", "lora"], knowledge=True)["data"]
 
 
 def test_passages_make_a_retrieval_methods_steps_cost_more() -> None:
