@@ -39,7 +39,9 @@ def _no_evidence_from_the_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _private_advisor_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def _private_advisor_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """Trials cache the base model's view of the forgetting probes under $ADVISOR_CACHE_DIR
     (`runners.probe_cache`): each test gets its own, so a test never reads a view another run
     left (a baseline that "computed" it would read it instead) nor fills the user's. `models/`
@@ -48,8 +50,7 @@ def _private_advisor_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> P
 
     models = cache_root()
     models.mkdir(parents=True, exist_ok=True)
-    cache = tmp_path / "advisor-cache"
-    cache.mkdir()
+    cache = tmp_path_factory.mktemp("advisor-cache")  # beside tmp_path: tests list tmp_path
     (cache / "models").symlink_to(models, target_is_directory=True)
     monkeypatch.setenv("ADVISOR_CACHE_DIR", str(cache))
     return cache

@@ -78,7 +78,7 @@ CASES = [
         args=(*VERIFY, *DATA, *TINY, "--budget-minutes", "nan"),
     ),
     bad(
-        "--budget-minutes 0.05 does not pay for one trial of lora, prompt_tuning, qlora",
+        "--budget-minutes 0.05 does not pay for one trial of lora, qlora, dora",
         "and the baseline",
         "give --budget-minutes 1 or more",
         id="verify-budget-pays-for-no-comparison",
