@@ -120,6 +120,27 @@ def _runner_alive(study: str, number: int) -> bool:
     return bool(processes_touching(f"advisor-{study}-trial{number}-"))
 
 
+def _kill_mid_trial(
+    process: subprocess.Popen[str], running: Callable[[], list[int]], study: str, *others
+) -> int:
+    """SIGKILL `process` while its trial's runner is alive; the number of the trial it left
+    RUNNING, read from the store after the kill.
+
+    A trial forked from the warm fork server trains the tiny model's 40 steps in a second or
+    two, so a trial picked before the kill (then a sleep) may have completed by then (CI saw
+    it: the "killed" trial was COMPLETE). The store's state after the kill cannot move."""
+    _wait_for(
+        lambda: [n for n in running() if _runner_alive(study, n)],
+        "a trial's runner to start",
+        process,
+        *others,
+    )
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    (killed,) = running()
+    return killed
+
+
 def _key(params: dict) -> tuple:
     return params["r"], params["target_modules"]
 
@@ -238,24 +259,20 @@ def test_a_killed_worker_s_trial_is_retried_by_the_survivor(
         stores = ["--storage", postgres_url, "--tracking-uri", tracking_uri]
         coordinator = _advisor("tune", str(study_file), *stores, "--json", cwd=tmp_path)
         victim = _advisor("worker", str(study_file), *stores, cwd=tmp_path)
-        mine = _wait_for(
+        killed = _kill_mid_trial(
+            victim,
             lambda: [
                 n for n, w in _running_on_postgres(postgres_url) if w.endswith(f":{victim.pid}")
             ],
-            "the worker to start a trial",
+            "crash",
             coordinator,
-            victim,
         )
-        (killed,) = mine
-        time.sleep(2)  # mid-training
         study = optuna.load_study(study_name="crash", storage=postgres_url)
         before = {
             t.number: (t.values, t.datetime_complete)
             for t in study.get_trials()
             if t.state.name == "COMPLETE"
         }
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
         _wait_for(lambda: not _runner_alive("crash", killed), "the orphaned runner to die")
         _finish(coordinator)
 
@@ -288,11 +305,7 @@ def test_a_restarted_worker_fails_and_retries_its_own_killed_trial_at_once(
     )
     db = tmp_path / "mlruns" / "optuna.db"
     first = _advisor("tune", str(study_file), cwd=tmp_path)
-    running = _wait_for(lambda: _running_on_sqlite(db), "a trial to start", first)
-    ((killed, _),) = running
-    time.sleep(2)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    killed = _kill_mid_trial(first, lambda: [n for n, _ in _running_on_sqlite(db)], "solo")
     _wait_for(lambda: not _runner_alive("solo", killed), "the orphaned runner to die")
 
     restarted = datetime.now()
