@@ -103,6 +103,10 @@ class Recommendation:
     """The method's memory against the GPUs with the headroom kept, and levers near the edge."""
     evidence: list[dict[str, Any]] = field(default_factory=list)
     """The finished studies weighed (`evidence.Used`): similarity, what they found and moved."""
+    starts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Every other trained method's own starting point (as `hyperparameters`), for a study that
+    compares methods (`--verify`): when rag is chosen, `hyperparameters` holds no rank or rate,
+    and registry defaults would compare the methods at points nobody recommended."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -225,6 +229,17 @@ def recommend(
         for key, value in hyperparameters.items():
             if key in why and why[key]["value"] != value:
                 why[key] = {**why[key], "value": value, "evidence": _move_of(key, moves)}
+    starts = {
+        c.method: starting_point(
+            c.method,
+            shape,
+            traits,
+            completion_per_example=completion_per_example,
+            gradient_checkpointing=c.gradient_checkpointing,
+        )[0]
+        for c in ranking
+        if shape is not None and c.method != method
+    }
     fit = _fit(shape, method, hyperparameters, traits, r, best.gradient_checkpointing)
     if fit is not None:
         fired.append(fit.summary)
@@ -242,6 +257,7 @@ def recommend(
         hyperparameter_reasons=why,
         fit=fit.to_dict() if fit else None,
         evidence=used,
+        starts={m: values for m, values in starts.items() if values},
     )
 
 

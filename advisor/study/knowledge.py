@@ -138,3 +138,23 @@ def passage_room(model: str, knowledge: str | Path, *, top_k: int, chunk_size: i
     bare = tokens(with_context("", []))
     each = sorted((tokens(with_context("", [p])) - bare for p in passages), reverse=True)
     return bare + sum(each[:top_k])
+
+
+def passage_context(
+    method: str, model: str, knowledge: str | Path | None, *, top_k: int, chunk_size: int
+) -> int:
+    """Tokens `method`'s passages add to every prompt (0: it does not retrieve), where a study
+    sizes `max_seq_length`: counted (`passage_room`) when the model's tokenizer and the knowledge
+    source can be read, else the recommender's words-based estimate
+    (`decide.retrieval.passage_tokens`, ~1.3 tokens per word; the catalogue measures 1.9). The
+    one sizing `--write-study` and `--verify` share."""
+    from advisor.decide.retrieval import passage_tokens  # lazy: the spec's import stays light
+
+    if not METHODS[method].retrieval:
+        return 0
+    if knowledge is not None:
+        try:
+            return passage_room(model, knowledge, top_k=top_k, chunk_size=chunk_size)
+        except Exception:  # no local tokenizer (a hub id, an API model) or no readable source
+            pass
+    return passage_tokens(method, top_k=top_k, chunk_size=chunk_size)

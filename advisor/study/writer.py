@@ -50,7 +50,6 @@ from typing import Any
 import yaml
 
 from advisor.decide.estimate import TRAINS_AS
-from advisor.decide.retrieval import passage_tokens
 from advisor.errors import AdvisorInputError
 from runners.datafiles import file_problem
 from runners.knowledge import MIN_CHUNK_SIZE
@@ -58,6 +57,7 @@ from runners.layouts import LAYOUTS
 from runners.methods import METHODS
 from runners.methods.targets import TARGET_MODULE_PRESETS
 
+from .knowledge import passage_context
 from .loading import load_study
 from .sections import known_model_presets
 from .space import SearchSpec
@@ -256,7 +256,9 @@ def study_for_recommendation(
     if retrieval:  # prompts are cut at max_seq_length: room for the most passages searched
         words = retrieval["chunk_size"]
         most = max(words) if isinstance(words, list) else words
-        context = passage_tokens(method, top_k=max(retrieval["top_k"]), chunk_size=most)
+        context = passage_context(
+            method, model, knowledge, top_k=max(retrieval["top_k"]), chunk_size=most
+        )
         seq_len = math.ceil((seq_len + context) / 64) * 64
     what = "continued pre-training on a corpus, plan" if corpus else "plan"
     study = {

@@ -38,12 +38,12 @@ from typing import Any
 import yaml
 
 from advisor.decide.estimate import TRAINS_AS
-from advisor.decide.retrieval import passage_tokens
+from advisor.decide.retrieval import retrieval_defaults
 from advisor.decide.shapes import resolve_model
 from advisor.errors import AdvisorInputError
 from advisor.provenance import file_sha256
 from advisor.study import load_study
-from advisor.study.knowledge import passage_room
+from advisor.study.knowledge import passage_context
 from advisor.study.sections import known_model_presets
 from runners.datafiles import file_problem, read_records
 from runners.methods import METHODS
@@ -172,26 +172,28 @@ def verification_study(
     knowledge: Path | None,
     metric: str | None,
     data: dict[str, Any],
+    context: int,
 ) -> dict[str, Any]:
-    """The comparison study: each candidate at the recommendation's starting point (the
-    registry's values for the methods it did not choose), one trial each, nothing pruned."""
+    """The comparison study: each candidate at its own recommended starting point, one trial
+    each, nothing pruned. The LoRA family shares one rank, targets and alpha (the study's
+    `search` holds one of each): the best-ranked LoRA candidate's, so a rag recommendation's
+    trained rivals still start where the recommender would start them (with the registry's
+    r=8 and 2e-4 instead, 13 steps taught the catalogue nothing: every method tied at 0)."""
     methods = [c.method for c in candidates]
-    hp = recommendation.hyperparameters
+    starts = {m: _start(recommendation, m) for m in methods}
+    lora = [m for m in methods if METHODS[m].family == "lora" and starts[m]]
+    hp = starts[lora[0]] if lora else {}
     search: dict[str, Any] = {"method": methods, "per_method": {}}
     for method in methods:
         entry = METHODS[method]
         if entry.trains:
-            recommended = METHODS.get(recommendation.method)
-            chosen = method == recommendation.method or (
-                entry.family == "lora" and recommended is not None and recommended.family == "lora"
-            )
-            rate = hp.get("learning_rate") if chosen else None
-            search["per_method"][method] = {"learning_rate": float(rate or entry.learning_rate)}
+            rate = starts[method].get("learning_rate") or entry.learning_rate
+            search["per_method"][method] = {"learning_rate": float(rate)}
         for key in entry.search:
             if key in ("r", "target_modules") and key in hp:
                 search[key] = hp[key] if key == "r" else _fixed_modules(hp[key])
             elif key in ("top_k", "chunk_size"):
-                search[key] = entry.defaults[key]
+                search[key] = retrieval_defaults(method)[key]
     if "r" in search and hp.get("lora_alpha"):
         search["lora_alpha"] = hp["lora_alpha"]
     if not any(METHODS[m].retrieval for m in methods):
@@ -219,9 +221,7 @@ def verification_study(
         "train": {
             "max_steps": budget.max_steps,
             "batch_size": budget.batch_size,
-            "max_seq_length": _max_length(
-                recommendation, methods, search, model=model, knowledge=knowledge
-            ),
+            "max_seq_length": _max_length(recommendation, methods, context),
             "eval_steps": max(1, budget.max_steps // 2),
         },
         "eval": {"forgetting": False},  # which method answers best; forgetting is the report's
@@ -229,44 +229,33 @@ def verification_study(
     }
 
 
-def _max_length(
-    recommendation: Any,
-    methods: list[str],
-    search: dict[str, Any],
-    *,
-    model: str,
-    knowledge: Path | None,
-) -> int:
+def _start(recommendation: Any, method: str) -> dict[str, Any]:
+    """`method`'s starting hyperparameters: the recommendation's own for its chosen method
+    (moved by the evidence), `starts` for the others ({} for one that trains nothing)."""
+    if method == recommendation.method:
+        return dict(recommendation.hyperparameters)
+    return dict(recommendation.starts.get(method, {}))
+
+
+def _max_length(recommendation: Any, methods: list[str], context: int) -> int:
     """The data's sequence length, plus room for a retrieval method's passages (every prompt
     carries top_k passages; cut at max_seq_length they would take the answers with them, found
     on the catalogue demo: `rag` and `rag_lora` failed at the data's 64 tokens, then at the
-    words-based estimate's 320). The room is counted with the model's tokenizer on the
-    knowledge source itself (`study.knowledge.passage_room`); the estimate only where that
-    cannot be read. Rounded up to 64, as `--write-study` does."""
+    words-based estimate's 320). Rounded up to 64, as `--write-study` does."""
     seq_len = int(recommendation.traits.get("seq_len", 512))
-    k, words = search.get("top_k"), search.get("chunk_size")
     if not any(METHODS[m].retrieval for m in methods):
         return seq_len
-    try:
-        assert knowledge is not None and k and words
-        context = passage_room(model, knowledge, top_k=int(k), chunk_size=int(words))
-    except Exception:  # no tokenizer or source to count with: the words-based estimate
-        context = max(passage_tokens(m, top_k=k, chunk_size=words) for m in methods)
     return math.ceil((seq_len + context) / 64) * 64
 
 
-def _passage_context(model: str, knowledge: Path | None, methods: list[str]) -> int:
+def passage_context_of(model: str, knowledge: Path | None, methods: list[str]) -> int:
     """Tokens the retrieval candidates' passages add to each sequence (0 when none retrieves),
-    at the registry's top_k and chunk_size, as the verification study runs them."""
-    retrievers = [METHODS[m] for m in methods if METHODS[m].retrieval]
-    if not retrievers or knowledge is None:
+    at the registry's top_k and chunk_size, which the verification study writes: counted once,
+    for both the budget and the study's `max_seq_length` (`study.knowledge.passage_context`)."""
+    retrievers = [m for m in methods if METHODS[m].retrieval]
+    if not retrievers:
         return 0
-    defaults = retrievers[0].defaults
-    k, words = int(defaults["top_k"]), int(defaults["chunk_size"])
-    try:
-        return passage_room(model, knowledge, top_k=k, chunk_size=words)
-    except Exception:  # no tokenizer or source to count with: the words-based estimate
-        return passage_tokens(retrievers[0].name, top_k=k, chunk_size=words)
+    return passage_context(retrievers[0], model, knowledge, **retrieval_defaults(retrievers[0]))
 
 
 def _fixed_modules(modules: Any) -> Any:
@@ -366,7 +355,7 @@ def verify(
     seq_len = int(recommendation.traits.get("seq_len", 512))
     sizes = {"num_params": shape.num_params, "seq_len": seq_len}
     sizes.update(train_rows=train_rows, eval_rows=eval_rows)
-    sizes["context"] = _passage_context(model, knowledge, [c.method for c in candidates])
+    sizes["context"] = passage_context_of(model, knowledge, [c.method for c in candidates])
     try:
         budget = plan_budget(budget_minutes, [c.method for c in candidates], **sizes)
     except AdvisorInputError:
@@ -387,6 +376,7 @@ def verify(
         knowledge=knowledge,
         metric=metric,
         data=data or {},
+        context=sizes["context"],
     )
     hashes = [file_sha256(train), file_sha256(eval_file)]
     name = study_name(model, study, hashes)

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from advisor.cli import app
 from advisor.study import load_study, search_parameters
+from advisor.study.knowledge import passage_room
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "studies" / "data"
 
@@ -52,8 +53,9 @@ def test_a_rag_recommendation_writes_a_grid_over_its_retrieval(project: Path) ->
     assert written["search"] == {"top_k": [1, 3, 6], "chunk_size": [32, 64, 128]}
     assert "learning_rate" not in written["search"]
     # nothing trains, but the eval prompts are cut at max_seq_length: room for 6 x 128 words
+    room = passage_room("smollm2-135m", project / "data" / "catalogue", top_k=6, chunk_size=128)
     assert written["train"] == {"max_seq_length": written["train"]["max_seq_length"]}
-    assert written["train"]["max_seq_length"] >= rec["traits"]["seq_len"] + round(6 * 128 * 1.3)
+    assert written["train"]["max_seq_length"] >= rec["traits"]["seq_len"] + room
     assert written["optuna"] == {"sampler": "grid", "pruner": "none", "n_trials": 9}
     spec = load_study(project / "studies" / "rag.yaml")
     assert spec.method == "rag"
@@ -68,9 +70,13 @@ def test_a_rag_lora_recommendation_writes_lora_with_retrieval(project: Path) -> 
     search = written["search"]
     assert search["top_k"] == [1, 3, 6] and search["chunk_size"] == 64
     assert rec["hyperparameters"]["r"] in search["r"] and "learning_rate" in search
-    # the example's tokens (read from --train) plus 6 passages of 64 words, to a multiple of 64
+    # the example's tokens (read from --train) plus 6 passages of 64 words, counted with the
+    # model's tokenizer: 880 tokens on the catalogue, where the words-based estimate said 499
+    # (1.3 tokens per word against the SKUs' and prices' 1.9) and cut every answer
     seq_len = rec["traits"]["seq_len"]
-    assert written["train"]["max_seq_length"] >= seq_len + round(6 * 64 * 1.3)
+    room = passage_room("smollm2-135m", project / "data" / "catalogue", top_k=6, chunk_size=64)
+    assert room > round(6 * 64 * 1.3)
+    assert written["train"]["max_seq_length"] >= seq_len + room
     assert written["train"]["max_seq_length"] % 64 == 0
     assert written["optuna"]["start"]["top_k"] == 3  # the recommended point starts the study
     spec = load_study(project / "studies" / "both.yaml")
