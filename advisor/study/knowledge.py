@@ -129,8 +129,8 @@ def passage_room(model: str, knowledge: str | Path, *, top_k: int, chunk_size: i
     from runners.models import load_tokenizer  # lazy: as above (transformers' tokenizers)
     from runners.retrieval import with_context  # lazy: as above
 
+    passages = chunk(read_documents(knowledge), chunk_size)  # a bad source fails before loading
     tokenizer = load_tokenizer(ModelRef(source=model))
-    passages = chunk(read_documents(knowledge), chunk_size)
 
     def tokens(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -241,3 +241,26 @@ def test_passage_room_counts_the_catalogues_passages_with_the_models_tokenizer()
     room = passage_room("smollm2-135m", REPO / "studies/data/catalogue", top_k=3, chunk_size=64)
     assert room > passage_tokens("rag", top_k=3, chunk_size=64)
     assert 3 * 64 < room < 3 * 64 * 3
+
+
+def test_passage_context_counts_where_it_can_and_estimates_where_it_cannot(tmp_path) -> None:
+    """The one sizing of `--write-study` and `--verify`: the tokenizer's count for a local model
+    and a readable source; the words-based estimate for a model with no local tokenizer or a
+    source that cannot be read (whose study then refuses it by name); 0 for a method that
+    does not retrieve."""
+    from advisor.decide.retrieval import passage_tokens
+    from advisor.study.knowledge import passage_context, passage_room
+
+    catalogue = REPO / "studies/data/catalogue"
+    sizes = {"top_k": 3, "chunk_size": 64}
+    estimate = passage_tokens("rag", **sizes)
+    assert (
+        passage_context("rag", "smollm2-135m", catalogue, **sizes)
+        == passage_room("smollm2-135m", catalogue, **sizes)
+        != estimate
+    )
+    assert passage_context("rag_lora", "no-such-org/no-such-model", catalogue, **sizes) == estimate
+    (tmp_path / "empty").mkdir()
+    assert passage_context("rag", "smollm2-135m", tmp_path / "empty", **sizes) == estimate
+    assert passage_context("rag", "smollm2-135m", None, **sizes) == estimate
+    assert passage_context("lora", "smollm2-135m", catalogue, **sizes) == 0
