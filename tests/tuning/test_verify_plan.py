@@ -102,8 +102,11 @@ def test_measured_rows_follow_the_report_and_keep_the_rule_ranks() -> None:
     ]
 
 
-def _verification(tmp_path, methods, *, recommended="lora", knowledge=False, **hp) -> dict:
-    """The comparison study `--verify` would write for `methods` (data files in `tmp_path`)."""
+def _verification(
+    tmp_path, methods, *, recommended="lora", knowledge=False, recommendation=None, **hp
+) -> dict:
+    """The comparison study `--verify` would write for `methods` (data files in `tmp_path`),
+    for `recommendation` or else one of `recommended` at `hp`."""
     from advisor.tuning.verify import Candidate, passage_context_of, verification_study
     from advisor.tuning.verify_budget import Budget
 
@@ -111,7 +114,7 @@ def _verification(tmp_path, methods, *, recommended="lora", knowledge=False, **h
         (tmp_path / name).write_text('{"prompt": "p", "response": "r"}\n')
     (tmp_path / "kb.md").write_text("The lamp costs 49 euros.")
     source = tmp_path / "kb.md" if knowledge else None
-    recommendation = SimpleNamespace(
+    recommendation = recommendation or SimpleNamespace(
         method=recommended,
         hyperparameters={"r": 8, "lora_alpha": 16, **hp},
         traits={"seq_len": 64},
@@ -206,29 +209,14 @@ def test_a_rag_recommendation_s_trained_rivals_start_where_the_recommender_would
     gives LoRA, full fine-tuning at its own (lower) rate."""
     from advisor.decide.recommend import recommend
     from advisor.decide.traits import Traits
-    from advisor.tuning.verify import Candidate, verification_study
-    from advisor.tuning.verify_budget import Budget
 
-    for name in ("train.jsonl", "eval.jsonl"):
-        (tmp_path / name).write_text('{"prompt": "p", "response": "r"}\n')
     traits = Traits.from_options(
         goal="knowledge", model="smollm2-135m", examples=200, seq_len=64, data_format="pairs"
     )
     rec = recommend(traits, completion_per_example=12)
     assert rec.method == "rag" and "learning_rate" not in rec.hyperparameters
     lora = rec.starts["lora"]
-    study = verification_study(
-        rec,
-        [Candidate(m, i + 1) for i, m in enumerate(["rag", "lora", "full"])],
-        Budget(1.0, 4, 2, 8, 1, 30.0, "test"),
-        model="smollm2-135m",
-        train=tmp_path / "train.jsonl",
-        eval_file=tmp_path / "eval.jsonl",
-        knowledge=None,
-        metric="exact_match",
-        data={},
-        context=0,
-    )
+    study = _verification(tmp_path, ["rag", "lora", "full"], recommendation=rec)
     search = study["search"]
     assert (search["r"], search["lora_alpha"]) == (lora["r"], lora["lora_alpha"]) != (8, 16)
     assert search["target_modules"] == "all_linear"
