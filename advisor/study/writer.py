@@ -55,7 +55,7 @@ from runners.datafiles import file_problem
 from runners.knowledge import MIN_CHUNK_SIZE
 from runners.layouts import LAYOUTS
 from runners.methods import METHODS
-from runners.methods.targets import TARGET_MODULE_PRESETS
+from runners.methods.targets import TARGET_MODULE_PRESETS, preset_name
 
 from .knowledge import passage_context
 from .loading import load_study
@@ -178,9 +178,9 @@ def _alphas(hp: dict[str, Any], r: int, rslora: bool) -> dict[str, Any]:
 
 
 def _target_choices(suggested: list[str]) -> list[Any]:
-    for name, modules in TARGET_MODULE_PRESETS.items():
-        if sorted(modules) == sorted(suggested):
-            return sorted({name, "all_linear"}, key=["attention_qv", name, "all_linear"].index)
+    name = preset_name(suggested)
+    if name is not None:
+        return sorted({name, "all_linear"}, key=["attention_qv", name, "all_linear"].index)
     return [list(suggested), "all_linear"]
 
 
@@ -305,9 +305,8 @@ def _warm_start(search: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
         ratio = hp["lora_alpha"] / hp["r"]
         point["alpha_ratio"] = int(ratio) if float(ratio).is_integer() else ratio
     if "target_modules" in hp:
-        modules = sorted(hp["target_modules"])
-        named = [n for n, m in TARGET_MODULE_PRESETS.items() if sorted(m) == modules]
-        point["target_modules"] = named[0] if named else list(hp["target_modules"])
+        named = preset_name(hp["target_modules"])
+        point["target_modules"] = named or list(hp["target_modules"])
     space = searched_space(SearchSpec.model_validate(search))
     start = inside(space, {name: value for name, value in point.items() if value is not None})
     if not start:

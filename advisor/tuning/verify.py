@@ -47,7 +47,7 @@ from advisor.study.knowledge import passage_context
 from advisor.study.sections import known_model_presets
 from runners.datafiles import file_problem, read_records
 from runners.methods import METHODS
-from runners.methods.targets import TARGET_MODULE_PRESETS
+from runners.methods.targets import preset_name
 
 from .entry import tune
 from .summary import TuneSummary
@@ -264,10 +264,7 @@ def _fixed_modules(modules: Any) -> Any:
     plain list in `search` is a list of choices, each of which must then be a preset."""
     if isinstance(modules, str):
         return modules
-    for name, preset in TARGET_MODULE_PRESETS.items():
-        if sorted(preset) == sorted(modules):
-            return name
-    return [list(modules)]
+    return preset_name(modules) or [list(modules)]
 
 
 def study_name(model: str, study: dict[str, Any], hashes: list[str]) -> str:

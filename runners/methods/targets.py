@@ -27,6 +27,14 @@ PRESET_ALIASES: dict[str, str] = {"all-linear": "all_linear", "qv": "attention_q
 still accepted there, so scripts written against 0.1 keep working."""
 
 
+def preset_name(modules: list[str] | tuple[str, ...]) -> str | None:
+    """The preset whose modules are exactly `modules`, in any order; None when none is (the
+    study then names the modules themselves)."""
+    wanted = sorted(modules)
+    named = (name for name, preset in TARGET_MODULE_PRESETS.items() if sorted(preset) == wanted)
+    return next(named, None)
+
+
 def preset_modules(name: str) -> tuple[str, ...] | None:
     """The module names of preset `name` (or of an alias of one); None when it is no preset."""
     return TARGET_MODULE_PRESETS.get(PRESET_ALIASES.get(name, name))

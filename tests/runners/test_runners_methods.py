@@ -213,3 +213,14 @@ def test_train_seconds_count_the_steps_not_the_evaluations(
     assert outcome.eval_loss_seconds > 0 and outcome.train_seconds > 0
     assert outcome.train_seconds + outcome.eval_loss_seconds <= elapsed
     assert outcome.final_eval_loss == outcome.eval_curve[-1][1]  # no third evaluation
+
+
+def test_a_preset_is_named_by_its_modules_in_any_order_and_no_other_list_is() -> None:
+    """`--write-study` and `--verify` write a recommendation's modules as the preset's name
+    (one vocabulary for every Llama-style model); an explicit list that is no preset stays one."""
+    from runners.methods.targets import TARGET_MODULE_PRESETS, preset_name
+
+    for name, modules in TARGET_MODULE_PRESETS.items():
+        assert preset_name(list(reversed(modules))) == name
+    assert preset_name(["q_proj", "up_proj"]) is None
+    assert preset_name(["q_proj"]) is None  # a part of a preset is not the preset
